@@ -1,0 +1,2 @@
+//! The Tessera federation router.
+fn main() {}

@@ -1,0 +1,68 @@
+//! Typed configuration of a subgraph process: CLI flags with environment fallbacks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Configuration of one subgraph process.
+///
+/// Every field has a working default, so a subgraph binary runs with no configuration at all:
+/// SQLite under `./data/`, an in-process event bus, and a fixed example port.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on. Defaults to the subgraph's example port on 127.0.0.1.
+    #[arg(long, env = "LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Database URL (`sqlite://…` or `postgres://…`). Defaults to `sqlite://./data/<subgraph>.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL for the event bus. Without it, events stay inside this process.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel and stream name, so deployments (and tests) don't see each
+    /// other's events.
+    #[arg(long, env = "EVENT_PREFIX", default_value = "tessera:")]
+    pub event_prefix: String,
+
+    /// Load the example data when the database is empty.
+    #[arg(long, env = "SEED")]
+    pub seed: bool,
+
+    /// Directory for the default SQLite files.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Print this subgraph's SDL (as served by `_service { sdl }`) and exit.
+    #[arg(long)]
+    pub print_sdl: bool,
+}
+
+impl Config {
+    /// A configuration with every default: what a binary started without flags gets.
+    pub fn defaults() -> Self {
+        Self {
+            listen: None,
+            database_url: None,
+            redis_url: None,
+            event_prefix: "tessera:".to_owned(),
+            seed: false,
+            data_dir: PathBuf::from("./data"),
+            print_sdl: false,
+        }
+    }
+
+    /// The database URL to use for subgraph `name`: the configured one, or a SQLite file in
+    /// [`Config::data_dir`] that is created when missing.
+    pub fn database_url_for(&self, name: &str) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}/{name}.db?mode=rwc",
+                self.data_dir.display()
+            ),
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The shared runtime of Tessera's subgraphs.
+//!
+//! A subgraph crate implements [`Subgraph`] (its schema roots, DataLoaders, migrator and seed
+//! data) and its binary calls [`run`]. Everything else lives here, once.
+//!
+//! # Layout
+//!
+//! - [`config`]: CLI flags with environment fallbacks ([`Config`]).
+//! - [`db`]: connect (SQL statements counted through sea-orm's metric callback) and migrate.
+//! - [`events`]: the [`EventBus`]: one Redis subscriber connection per process, fanned out
+//!   in-process, or an in-process bus when no Redis is configured.
+//! - [`outbox`]: [`outbox::enqueue`] inside a mutation's transaction, and the relay that
+//!   publishes committed rows.
+//! - [`serve`]: the axum app: `/graphql` over HTTP and WebSocket, `/health`, `/metrics`.
+//! - [`metrics`]: per-process Prometheus metrics.
+//! - [`error`]: the resolver [`Error`] and the extension that puts `extensions.code` on every
+//!   GraphQL error.
+//! - [`app`]: the [`Subgraph`] trait, [`start`] (for tests and embedding) and [`run`] (for
+//!   binaries).
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod outbox;
+pub mod serve;
+
+pub use app::{AppState, Running, StartError, Subgraph, SubgraphSchema, run, schema, sdl, start};
+pub use config::Config;
+pub use error::{Error, Result};
+pub use events::{Event, EventBus};
+pub use metrics::{Metrics, Pool};
+pub use serve::Viewer;
+
+/// Re-exported so subgraph crates and tests name the same versions.
+pub use async_graphql;
+pub use sea_orm;

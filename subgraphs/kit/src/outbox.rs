@@ -1,0 +1,163 @@
+//! The transactional outbox and its relay.
+//!
+//! A mutation writes its change and an outbox row in ONE transaction ([`enqueue`]). The relay
+//! ([`spawn_relay`]) publishes unsent rows in id order and marks them sent. When the bus is down
+//! the rows wait, so no event is lost; delivery is at least once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::entity::prelude::*;
+use sea_orm::sea_query::LockBehavior;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::events::{Event, EventBus};
+
+/// Rows published per relay round.
+const BATCH: u64 = 100;
+/// How often the relay looks for rows it was not told about (written by another replica, or
+/// left over after a crash).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The `outbox` table that every subgraph database has.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// One event waiting to be published, or already published.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        /// Publication order.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// The event's topic.
+        pub topic: String,
+        /// The event's payload, as JSON text.
+        pub payload: String,
+        /// When the row was written.
+        pub created_at: DateTimeUtc,
+        /// When the relay published it; `None` while it waits.
+        pub published_at: Option<DateTimeUtc>,
+    }
+
+    /// The outbox has no relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Writes an event into the outbox as part of the caller's transaction `txn`.
+pub async fn enqueue<C: ConnectionTrait>(
+    txn: &C,
+    topic: &str,
+    payload: &impl Serialize,
+) -> Result<(), DbErr> {
+    let payload =
+        serde_json::to_string(payload).map_err(|err| DbErr::Custom(format!("encoding event: {err}")))?;
+    entity::ActiveModel {
+        topic: Set(topic.to_owned()),
+        payload: Set(payload),
+        created_at: Set(chrono::Utc::now()),
+        published_at: Set(None),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Wakes the relay after a commit, so events leave at once rather than on the next poll.
+#[derive(Clone, Default, Debug)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    /// Tells the relay that new rows were committed.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Starts the relay that publishes `db`'s outbox to `bus`.
+pub fn spawn_relay(db: DatabaseConnection, bus: EventBus, signal: OutboxSignal) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            bus.ready().await;
+            match publish_pending(&db, &bus).await {
+                Ok(published) if published == BATCH => continue,
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        () = signal.0.notified() => {}
+                        () = tokio::time::sleep(POLL_INTERVAL) => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox relay: will retry");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    })
+}
+
+/// Publishes up to [`BATCH`] unsent rows in order and marks those that went out. Rows are
+/// locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so replicas sharing a database don't publish
+/// the same row twice.
+async fn publish_pending(db: &DatabaseConnection, bus: &EventBus) -> Result<u64, RelayError> {
+    let txn = db.begin().await?;
+    let rows = entity::Entity::find()
+        .filter(entity::Column::PublishedAt.is_null())
+        .order_by_asc(entity::Column::Id)
+        .limit(BATCH)
+        .lock_with_behavior(sea_orm::sea_query::LockType::Update, LockBehavior::SkipLocked)
+        .all(&txn)
+        .await?;
+    let mut published = Vec::with_capacity(rows.len());
+    let mut failure = None;
+    for row in &rows {
+        let event = Event {
+            topic: row.topic.clone(),
+            payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
+        };
+        match bus.publish(&event).await {
+            Ok(()) => published.push(row.id),
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    if !published.is_empty() {
+        entity::Entity::update_many()
+            .col_expr(
+                entity::Column::PublishedAt,
+                Expr::value(chrono::Utc::now()),
+            )
+            .filter(entity::Column::Id.is_in(published.iter().copied()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    match failure {
+        Some(err) => Err(err.into()),
+        None => Ok(published.len() as u64),
+    }
+}
+
+/// Why a relay round failed.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("bus: {0}")]
+    Bus(#[from] crate::events::BusError),
+}
