@@ -1,0 +1,212 @@
+//! The accounts schema: `User`, its queries, `createUser` and `userCreated`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription};
+use futures_util::Stream;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use tessera_kit::{AppState, Error, EventBus, Result, Viewer, outbox};
+
+use crate::entity;
+
+/// The event topic of new users.
+pub const USER_CREATED: &str = "user_created";
+
+/// A user of the shop.
+#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    /// The user's id.
+    pub id: ID,
+    /// Unique login name.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// When the account was created (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<entity::Model> for User {
+    fn from(row: entity::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            username: row.username,
+            name: row.name,
+            email: row.email,
+            created_at: row.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Loads users by id in one statement per batch.
+pub struct UsersDb {
+    app: AppState,
+}
+
+impl UsersDb {
+    /// A loader over `app`'s database.
+    pub fn new(app: &AppState) -> Self {
+        Self { app: app.clone() }
+    }
+}
+
+impl Loader<i64> for UsersDb {
+    type Value = User;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i64]) -> std::result::Result<HashMap<i64, User>, Self::Error> {
+        self.app.metrics.observe_batch("users_by_id", keys.len());
+        let rows = entity::Entity::find()
+            .filter(entity::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.app.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.id, row.into())).collect())
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    Ok(ctx.data_unchecked::<DataLoader<UsersDb>>().load_one(id).await?)
+}
+
+/// The accounts `Query` root.
+#[derive(Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The user the request acts for (from the `x-user-id` header), if any.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match ctx.data_opt::<Viewer>().and_then(|viewer| viewer.0.as_deref()) {
+            Some(id) => load_user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// One user by id.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
+        load_user(ctx, &id).await
+    }
+
+    /// Users in id order: `first` of them after the user with id `after`.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<ID>,
+    ) -> Result<Vec<User>> {
+        if !(0..=100).contains(&first) {
+            return Err(Error::invalid("`first` must be between 0 and 100"));
+        }
+        let after = match after {
+            Some(id) => id
+                .parse::<i64>()
+                .map_err(|_| Error::invalid("`after` must be a user id"))?,
+            None => 0,
+        };
+        let rows = entity::Entity::find()
+            .filter(entity::Column::Id.gt(after))
+            .order_by_asc(entity::Column::Id)
+            .limit(u64::try_from(first).unwrap_or(0))
+            .all(&ctx.data_unchecked::<AppState>().db)
+            .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Resolves `User` representations for the router (batched).
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, #[graphql(key)] id: ID) -> Result<Option<User>> {
+        load_user(ctx, &id).await
+    }
+}
+
+/// What `createUser` takes.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Unique login name: letters, digits, `_` and `-`.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+impl CreateUserInput {
+    fn validate(&self) -> Result<()> {
+        let username = self.username.trim();
+        if username.is_empty() || username.len() > 64 {
+            return Err(Error::invalid("username must be 1 to 64 characters"));
+        }
+        if !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(Error::invalid("username may only hold letters, digits, `_` and `-`"));
+        }
+        if self.name.trim().is_empty() {
+            return Err(Error::invalid("name must not be empty"));
+        }
+        let email = self.email.trim();
+        if !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+            return Err(Error::invalid("email must be an e-mail address"));
+        }
+        Ok(())
+    }
+}
+
+/// The accounts `Mutation` root.
+#[derive(Default)]
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates a user; emits `userCreated`.
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+        input.validate()?;
+        let app = ctx.data_unchecked::<AppState>();
+        let taken = entity::Entity::find()
+            .filter(
+                entity::Column::Username
+                    .eq(input.username.trim())
+                    .or(entity::Column::Email.eq(input.email.trim())),
+            )
+            .one(&app.db)
+            .await?;
+        if taken.is_some() {
+            return Err(Error::invalid("username or email is already taken"));
+        }
+        let txn = app.db.begin().await?;
+        let row = entity::ActiveModel {
+            username: Set(input.username.trim().to_owned()),
+            name: Set(input.name.trim().to_owned()),
+            email: Set(input.email.trim().to_owned()),
+            created_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let user = User::from(row);
+        outbox::enqueue(&txn, USER_CREATED, &user).await?;
+        txn.commit().await?;
+        app.outbox.notify();
+        Ok(user)
+    }
+}
+
+/// The accounts `Subscription` root.
+#[derive(Default)]
+pub struct Subscription;
+
+#[GqlSubscription]
+impl Subscription {
+    /// Every user created from now on.
+    async fn user_created(&self, ctx: &Context<'_>) -> impl Stream<Item = User> {
+        ctx.data_unchecked::<EventBus>().events::<User>(USER_CREATED)
+    }
+}
