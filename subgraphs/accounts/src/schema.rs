@@ -11,7 +11,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
-use tessera_kit::{AppState, Error, EventBus, Result, Viewer, outbox};
+use tessera_kit::{AppState, Error, Result, Viewer, outbox};
 
 use crate::entity;
 
@@ -194,7 +194,7 @@ impl Mutation {
         let user = User::from(row);
         outbox::enqueue(&txn, USER_CREATED, &user).await?;
         txn.commit().await?;
-        app.outbox.notify();
+        app.events_committed();
         Ok(user)
     }
 }
@@ -207,6 +207,6 @@ pub struct Subscription;
 impl Subscription {
     /// Every user created from now on.
     async fn user_created(&self, ctx: &Context<'_>) -> impl Stream<Item = User> {
-        ctx.data_unchecked::<EventBus>().events::<User>(USER_CREATED)
+        ctx.data_unchecked::<AppState>().events::<User>(USER_CREATED)
     }
 }

@@ -75,6 +75,25 @@ pub struct AppState {
     pub outbox: OutboxSignal,
 }
 
+impl AppState {
+    /// Every event on `topic` from now on, decoded as `T` and counted as received.
+    pub fn events<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        topic: &str,
+    ) -> impl futures_util::Stream<Item = T> + Send + 'static {
+        let metrics = self.metrics.clone();
+        let counted = topic.to_owned();
+        futures_util::StreamExt::inspect(self.bus.events::<T>(topic), move |_| {
+            metrics.event_received(&counted);
+        })
+    }
+
+    /// Wakes the outbox relay: call after committing a transaction that enqueued events.
+    pub fn events_committed(&self) {
+        self.outbox.notify();
+    }
+}
+
 /// Why a subgraph failed to start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -178,14 +197,15 @@ pub async fn start<S: Subgraph>(config: &Config, listener: TcpListener) -> Resul
         tracing::info!(subgraph = S::NAME, "seeding example data (if empty)");
         S::seed(&db).await?;
     }
-    let bus = match &config.redis_url {
-        Some(redis) => {
+    let bus = match (&config.shared_bus, &config.redis_url) {
+        (Some(bus), _) => bus.clone(),
+        (None, Some(redis)) => {
             tracing::info!(subgraph = S::NAME, redis = %redact(redis), prefix = config.event_prefix, "event bus: redis");
-            EventBus::redis(redis, &config.event_prefix, metrics.clone())?
+            EventBus::redis(redis, &config.event_prefix)?
         }
-        None => {
+        (None, None) => {
             tracing::info!(subgraph = S::NAME, "event bus: in-process");
-            EventBus::in_process(&config.event_prefix, metrics.clone())
+            EventBus::in_process(&config.event_prefix)
         }
     };
     let app = AppState {
@@ -210,7 +230,7 @@ pub async fn start<S: Subgraph>(config: &Config, listener: TcpListener) -> Resul
             tracing::error!(error = %err, "server failed");
         }
     });
-    let mut tasks = vec![server, outbox::spawn_relay(background_db, bus, app.outbox.clone())];
+    let mut tasks = vec![server, outbox::spawn_relay(background_db, bus, app.outbox.clone(), app.metrics.clone())];
     tasks.extend(S::workers(&app));
     tracing::info!(subgraph = S::NAME, %addr, "serving GraphQL on http://{addr}/graphql");
     Ok(Running {

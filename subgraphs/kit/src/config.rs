@@ -38,6 +38,11 @@ pub struct Config {
     /// Print this subgraph's SDL (as served by `_service { sdl }`) and exit.
     #[arg(long)]
     pub print_sdl: bool,
+
+    /// An event bus shared with other subgraphs in this process (the all-in-one example), used
+    /// instead of building one from `redis_url`.
+    #[arg(skip)]
+    pub shared_bus: Option<crate::events::EventBus>,
 }
 
 impl Config {
@@ -51,6 +56,7 @@ impl Config {
             seed: false,
             data_dir: PathBuf::from("./data"),
             print_sdl: false,
+            shared_bus: None,
         }
     }
 

@@ -16,7 +16,6 @@ use tokio::sync::{Mutex, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::metrics::Metrics;
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
 const FAN_OUT_CAPACITY: usize = 4096;
@@ -50,7 +49,6 @@ pub struct EventBus {
 struct Inner {
     prefix: String,
     sender: broadcast::Sender<Event>,
-    metrics: Metrics,
     redis: Option<RedisBus>,
 }
 
@@ -80,13 +78,12 @@ impl std::fmt::Debug for EventBus {
 
 impl EventBus {
     /// A bus that never leaves this process: what runs without `REDIS_URL`.
-    pub fn in_process(prefix: &str, metrics: Metrics) -> Self {
+    pub fn in_process(prefix: &str) -> Self {
         let (sender, _) = broadcast::channel(FAN_OUT_CAPACITY);
         Self {
             inner: Arc::new(Inner {
                 prefix: prefix.to_owned(),
                 sender,
-                metrics,
                 redis: None,
             }),
         }
@@ -94,7 +91,7 @@ impl EventBus {
 
     /// A bus on Redis at `url`. It returns at once; the subscriber connects (and reconnects) in
     /// the background, so a Redis that is down at start-up is not fatal.
-    pub fn redis(url: &str, prefix: &str, metrics: Metrics) -> Result<Self, BusError> {
+    pub fn redis(url: &str, prefix: &str) -> Result<Self, BusError> {
         let client = redis::Client::open(url)?;
         let (sender, _) = broadcast::channel(FAN_OUT_CAPACITY);
         let (subscribed_tx, subscribed) = watch::channel(false);
@@ -103,13 +100,11 @@ impl EventBus {
             prefix.to_owned(),
             sender.clone(),
             subscribed_tx,
-            metrics.clone(),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
                 prefix: prefix.to_owned(),
                 sender,
-                metrics,
                 redis: Some(RedisBus {
                     client,
                     publisher: Mutex::new(None),
@@ -148,7 +143,6 @@ impl EventBus {
     pub async fn publish(&self, event: &Event) -> Result<(), BusError> {
         match &self.inner.redis {
             None => {
-                self.inner.metrics.event_received(&event.topic);
                 // No receiver is not an error: nobody is subscribed right now.
                 let _ = self.inner.sender.send(event.clone());
             }
@@ -159,7 +153,6 @@ impl EventBus {
                 let _: i64 = conn.publish(channel, body).await?;
             }
         }
-        self.inner.metrics.event_published(&event.topic);
         Ok(())
     }
 
@@ -218,7 +211,6 @@ async fn subscribe_loop(
     prefix: String,
     sender: broadcast::Sender<Event>,
     subscribed: watch::Sender<bool>,
-    metrics: Metrics,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
@@ -230,7 +222,7 @@ async fn subscribe_loop(
                     subscribed.send_replace(true);
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
-                        fan_out(&msg, &prefix, &sender, &metrics);
+                        fan_out(&msg, &prefix, &sender);
                     }
                     subscribed.send_replace(false);
                     tracing::warn!(prefix, "redis subscription lost; reconnecting");
@@ -244,7 +236,7 @@ async fn subscribe_loop(
     }
 }
 
-fn fan_out(msg: &redis::Msg, prefix: &str, sender: &broadcast::Sender<Event>, metrics: &Metrics) {
+fn fan_out(msg: &redis::Msg, prefix: &str, sender: &broadcast::Sender<Event>) {
     let channel = msg.get_channel_name();
     let Some(topic) = channel.strip_prefix(prefix) else {
         return;
@@ -260,7 +252,6 @@ fn fan_out(msg: &redis::Msg, prefix: &str, sender: &broadcast::Sender<Event>, me
             return;
         }
     };
-    metrics.event_received(topic);
     let _ = sender.send(Event {
         topic: topic.to_owned(),
         payload,

@@ -27,6 +27,17 @@ pub mod metrics;
 pub mod outbox;
 pub mod serve;
 
+/// Where a page of results ends: the `PageInfo` that every paginated subgraph shares
+/// (`@shareable`, since several subgraphs resolve it).
+#[derive(async_graphql::SimpleObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(shareable)]
+pub struct PageInfo {
+    /// Whether more results follow.
+    pub has_next_page: bool,
+    /// The cursor to pass as `after` for the next page.
+    pub end_cursor: Option<String>,
+}
+
 pub use app::{AppState, Running, StartError, Subgraph, SubgraphSchema, run, schema, sdl, start};
 pub use config::Config;
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::events::{Event, EventBus};
+use crate::metrics::Metrics;
 
 /// Rows published per relay round.
 const BATCH: u64 = 100;
@@ -85,12 +86,17 @@ impl OutboxSignal {
 }
 
 /// Starts the relay that publishes `db`'s outbox to `bus`.
-pub fn spawn_relay(db: DatabaseConnection, bus: EventBus, signal: OutboxSignal) -> JoinHandle<()> {
+pub fn spawn_relay(
+    db: DatabaseConnection,
+    bus: EventBus,
+    signal: OutboxSignal,
+    metrics: Metrics,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
             bus.ready().await;
-            match publish_pending(&db, &bus).await {
+            match publish_pending(&db, &bus, &metrics).await {
                 Ok(published) if published == BATCH => continue,
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
@@ -112,7 +118,11 @@ pub fn spawn_relay(db: DatabaseConnection, bus: EventBus, signal: OutboxSignal) 
 /// Publishes up to [`BATCH`] unsent rows in order and marks those that went out. Rows are
 /// locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so replicas sharing a database don't publish
 /// the same row twice.
-async fn publish_pending(db: &DatabaseConnection, bus: &EventBus) -> Result<u64, RelayError> {
+async fn publish_pending(
+    db: &DatabaseConnection,
+    bus: &EventBus,
+    metrics: &Metrics,
+) -> Result<u64, RelayError> {
     let txn = db.begin().await?;
     let rows = entity::Entity::find()
         .filter(entity::Column::PublishedAt.is_null())
@@ -129,7 +139,10 @@ async fn publish_pending(db: &DatabaseConnection, bus: &EventBus) -> Result<u64,
             payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
         };
         match bus.publish(&event).await {
-            Ok(()) => published.push(row.id),
+            Ok(()) => {
+                metrics.event_published(&row.topic);
+                published.push(row.id);
+            }
             Err(err) => {
                 failure = Some(err);
                 break;

@@ -1,1 +1,7 @@
-fn main() {}
+//! `tessera-orders`: the orders subgraph server.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tessera_kit::run::<tessera_orders::Orders>().await?;
+    Ok(())
+}

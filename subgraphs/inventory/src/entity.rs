@@ -1,0 +1,40 @@
+//! The inventory tables: `stock` and `reserved_orders`.
+
+/// A row of `stock`: how many units of a product are on hand.
+pub mod stock {
+    use sea_orm::entity::prelude::*;
+
+    /// Units on hand of one product.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stock")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub upc: String,
+        pub quantity: i64,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A row of `reserved_orders`: an order whose stock was already taken.
+pub mod reserved_orders {
+    use sea_orm::entity::prelude::*;
+
+    /// An order inventory has reserved stock for.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reserved_orders")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub order_id: i64,
+        pub reserved_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,95 @@
+//! The orders DataLoaders: by id, the items of orders, and the orders of buyers. Each batch is
+//! one statement.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use tessera_kit::AppState;
+
+use crate::entity::{item, order};
+use crate::schema::{Order, OrderItem};
+
+/// Key: the order with this id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OrderId(pub i64);
+/// Key: the items of the order with this id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ItemsOfOrder(pub i64);
+/// Key: the orders of the buyer with this user id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OrdersOfBuyer(pub i64);
+
+/// Loads orders and items over the orders database.
+pub struct OrdersDb {
+    app: AppState,
+}
+
+impl OrdersDb {
+    /// A loader over `app`'s database.
+    pub fn new(app: &AppState) -> Self {
+        Self { app: app.clone() }
+    }
+}
+
+impl Loader<OrderId> for OrdersDb {
+    type Value = Order;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[OrderId]) -> Result<HashMap<OrderId, Order>, Self::Error> {
+        self.app.metrics.observe_batch("orders_by_id", keys.len());
+        let rows = order::Entity::find()
+            .filter(order::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.app.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (OrderId(row.id), Order::from_row(row)))
+            .collect())
+    }
+}
+
+impl Loader<ItemsOfOrder> for OrdersDb {
+    type Value = Vec<OrderItem>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[ItemsOfOrder]) -> Result<HashMap<ItemsOfOrder, Vec<OrderItem>>, Self::Error> {
+        self.app.metrics.observe_batch("items_by_order", keys.len());
+        let rows = item::Entity::find()
+            .filter(item::Column::OrderId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_asc(item::Column::Id)
+            .all(&self.app.db)
+            .await?;
+        let mut grouped: HashMap<ItemsOfOrder, Vec<OrderItem>> = HashMap::new();
+        for row in rows {
+            grouped
+                .entry(ItemsOfOrder(row.order_id))
+                .or_default()
+                .push(row.into());
+        }
+        Ok(grouped)
+    }
+}
+
+impl Loader<OrdersOfBuyer> for OrdersDb {
+    type Value = Vec<Order>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[OrdersOfBuyer]) -> Result<HashMap<OrdersOfBuyer, Vec<Order>>, Self::Error> {
+        self.app.metrics.observe_batch("orders_by_buyer", keys.len());
+        let rows = order::Entity::find()
+            .filter(order::Column::BuyerId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_desc(order::Column::Id)
+            .all(&self.app.db)
+            .await?;
+        let mut grouped: HashMap<OrdersOfBuyer, Vec<Order>> = HashMap::new();
+        for row in rows {
+            grouped
+                .entry(OrdersOfBuyer(row.buyer_id))
+                .or_default()
+                .push(Order::from_row(row));
+        }
+        Ok(grouped)
+    }
+}
