@@ -3,8 +3,13 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-#[derive(DeriveMigrationName)]
 pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261122_000002_stock"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

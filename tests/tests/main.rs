@@ -1,1 +1,11 @@
-fn main(){}
+//! Tessera's integration tests: one binary, one module per concern. Every test runs real
+//! servers on `127.0.0.1:0` against real PostgreSQL and Redis, with a database and a channel
+//! prefix of its own (see the `tessera_tests` harness).
+
+mod bad_input;
+mod entities;
+mod events;
+mod migrations;
+mod schema_files;
+mod startup;
+mod statements;

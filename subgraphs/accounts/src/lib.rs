@@ -6,7 +6,6 @@
 mod entity;
 mod schema;
 
-use async_graphql::dataloader::DataLoader;
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set};
 use tessera_kit::{AppState, Subgraph};
 
@@ -27,7 +26,7 @@ impl Subgraph for Accounts {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(DataLoader::new(schema::UsersDb::new(app), tokio::spawn))
+        builder.data(tessera_kit::loader(schema::UsersDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

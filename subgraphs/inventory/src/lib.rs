@@ -12,7 +12,6 @@ mod entity;
 mod saga;
 mod schema;
 
-use async_graphql::dataloader::DataLoader;
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set};
 use tessera_kit::{AppState, Subgraph};
 
@@ -36,7 +35,7 @@ impl Subgraph for Inventory {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(DataLoader::new(schema::StockDb::new(app), tokio::spawn))
+        builder.data(tessera_kit::loader(schema::StockDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -11,7 +11,6 @@ mod loaders;
 mod mutation;
 mod schema;
 
-use async_graphql::dataloader::DataLoader;
 use sea_orm::{
     ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set,
     TransactionTrait,
@@ -42,7 +41,7 @@ impl Subgraph for Orders {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(DataLoader::new(loaders::OrdersDb::new(app), tokio::spawn))
+        builder.data(tessera_kit::loader(loaders::OrdersDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

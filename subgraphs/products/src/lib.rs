@@ -6,7 +6,6 @@
 mod entity;
 mod schema;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptyMutation, EmptySubscription};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set};
 use tessera_kit::{AppState, Subgraph};
@@ -28,7 +27,7 @@ impl Subgraph for Products {
         builder: async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-        builder.data(DataLoader::new(schema::ProductsDb::new(app), tokio::spawn))
+        builder.data(tessera_kit::loader(schema::ProductsDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

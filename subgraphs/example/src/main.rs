@@ -1,0 +1,51 @@
+//! `tessera-example`: runs the five example subgraphs in one process, on the embedded
+//! defaults (SQLite under `./data/`, an in-process event bus, seeded example data).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Runs Tessera's e-commerce example: accounts :4001, products :4002, inventory :4003,
+/// reviews :4004, orders :4005.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address the subgraphs listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Directory of the SQLite databases.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Redis URL; without it, events stay in this process.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Don't load the example data into empty databases.
+    #[arg(long)]
+    no_seed: bool,
+    /// Write each subgraph's SDL to DIR/<subgraph>.graphql and exit.
+    #[arg(long, value_name = "DIR")]
+    export_schema: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tessera_kit::app::init_tracing();
+    if let Some(dir) = args.export_schema {
+        tessera_example::export_schemas(&dir).await?;
+        tracing::info!(dir = %dir.display(), "wrote the subgraph schemas");
+        return Ok(());
+    }
+    let mut config = tessera_kit::Config::defaults();
+    config.data_dir = args.data_dir;
+    config.redis_url = args.redis_url;
+    config.seed = !args.no_seed;
+    let running = tessera_example::start_all(&config, args.host).await?;
+    tracing::info!("the example's five subgraphs are up; Ctrl-C stops them");
+    tokio::signal::ctrl_c().await?;
+    for subgraph in running {
+        subgraph.shutdown().await;
+    }
+    Ok(())
+}

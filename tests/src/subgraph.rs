@@ -1,0 +1,121 @@
+//! [`spawn_subgraph`]: any [`Subgraph`] serving on `127.0.0.1:<free port>`, ready when it returns.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tessera_kit::{Config, Running, Subgraph};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::http::client;
+
+/// How long [`spawn_subgraph`] waits for `/health` to answer 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often it asks.
+const READY_POLL: Duration = Duration::from_millis(25);
+
+/// A fresh Redis channel prefix, `test:<uuid>:`, so concurrent tests never see each other's
+/// events on a shared Redis.
+pub fn unique_prefix() -> String {
+    format!("test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// How [`spawn_subgraph`] configures the subgraph; the fields map onto [`Config`].
+#[derive(Debug, Clone)]
+pub struct SubgraphOptions {
+    /// Database URL (a [`crate::TestDb`]'s); `None` gives a SQLite file in a fresh temp dir.
+    pub database_url: Option<String>,
+    /// Redis URL for the event bus; `None` gives the in-process bus.
+    pub redis_url: Option<String>,
+    /// Prefix of the subgraph's Redis channels and streams. Subgraphs that should see each
+    /// other's events share one prefix.
+    pub event_prefix: String,
+    /// Load the example data on start.
+    pub seed: bool,
+}
+
+impl Default for SubgraphOptions {
+    /// SQLite, in-process events, a [`unique_prefix`], no seed data.
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            redis_url: None,
+            event_prefix: unique_prefix(),
+            seed: false,
+        }
+    }
+}
+
+impl SubgraphOptions {
+    /// The kit configuration these options stand for.
+    ///
+    /// Without a database URL, `data_dir` is a new directory under the system temp dir, so
+    /// SQLite files are never shared between tests. It is left behind after the test: the
+    /// returned [`Running`] has nowhere to keep a guard that would delete it.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::defaults();
+        config.database_url = self.database_url.clone();
+        config.redis_url = self.redis_url.clone();
+        config.event_prefix = self.event_prefix.clone();
+        config.seed = self.seed;
+        if self.database_url.is_none() {
+            let dir = std::env::temp_dir()
+                .join(format!("tessera-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            config.data_dir = dir;
+        }
+        Ok(config)
+    }
+}
+
+/// Starts subgraph `S` on `127.0.0.1:0` and returns once `GET /health` answers 200.
+///
+/// Dropping the returned [`Running`] stops it; [`Running::shutdown`] stops it gracefully.
+pub async fn spawn_subgraph<S: Subgraph>(opts: &SubgraphOptions) -> anyhow::Result<Running> {
+    let config = opts.config()?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding 127.0.0.1:0")?;
+    let running = tessera_kit::start::<S>(&config, listener)
+        .await
+        .with_context(|| format!("starting subgraph {}", S::NAME))?;
+    wait_healthy(&format!("http://{}/health", running.addr))
+        .await
+        .with_context(|| format!("subgraph {} never became healthy", S::NAME))?;
+    Ok(running)
+}
+
+/// Polls `url` until it answers 200, for at most [`READY_TIMEOUT`].
+async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let client = client()?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        // Kept for the error message: why the last attempt was not a 200.
+        let last = match client.get(url).timeout(Duration::from_secs(2)).send().await {
+            Ok(response) if response.status() == reqwest::StatusCode::OK => return Ok(()),
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                format!("status {status}: {body}")
+            }
+            Err(err) => format!("request failed: {err}"),
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!("GET {url} not 200 after {READY_TIMEOUT:?}; last: {last}");
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// Starts subgraph `S` with seeded example data on a fresh PostgreSQL database of its own and
+/// the in-process event bus. Drop the database with [`TestDb::drop`] when done.
+pub async fn spawn_seeded<S: Subgraph>() -> anyhow::Result<(crate::TestDb, Running)> {
+    let db = crate::TestDb::create().await?;
+    let opts = SubgraphOptions {
+        database_url: Some(db.url.clone()),
+        seed: true,
+        ..SubgraphOptions::default()
+    };
+    let running = spawn_subgraph::<S>(&opts).await?;
+    Ok((db, running))
+}
