@@ -4,9 +4,8 @@ use serde_json::{Value, json};
 use tessera_tests::{post_graphql, spawn_seeded};
 
 async fn entities(url: &str, selection: &str, representations: Value) -> anyhow::Result<Value> {
-    let query = format!(
-        "query($r: [_Any!]!) {{ _entities(representations: $r) {{ {selection} }} }}"
-    );
+    let query =
+        format!("query($r: [_Any!]!) {{ _entities(representations: $r) {{ {selection} }} }}");
     let body = post_graphql(url, &query, json!({ "r": representations })).await?;
     anyhow::ensure!(body.get("errors").is_none(), "unexpected errors: {body}");
     Ok(body["data"]["_entities"].clone())
@@ -50,10 +49,11 @@ async fn products_resolves_products_by_upc() -> anyhow::Result<()> {
         ]),
     )
     .await?;
-    let expect = |p: &tessera_seed::Product| {
-        json!({ "upc": p.upc, "name": p.name, "price": p.price, "weight": p.weight, "category": p.category })
-    };
-    assert_eq!(found, json!([expect(&catalog[0]), expect(&catalog[41]), null]));
+    let expect = |p: &tessera_seed::Product| json!({ "upc": p.upc, "name": p.name, "price": p.price, "weight": p.weight, "category": p.category });
+    assert_eq!(
+        found,
+        json!([expect(&catalog[0]), expect(&catalog[41]), null])
+    );
     products.shutdown().await;
     db.drop().await
 }
@@ -104,8 +104,14 @@ async fn reviews_resolves_reviews_and_adds_reviews_to_users_and_products() -> an
         }])
     );
 
-    let by_author = seeded.iter().filter(|r| r.author_id == first.author_id).count();
-    let by_product = seeded.iter().filter(|r| r.product_upc == first.product_upc).count();
+    let by_author = seeded
+        .iter()
+        .filter(|r| r.author_id == first.author_id)
+        .count();
+    let by_product = seeded
+        .iter()
+        .filter(|r| r.product_upc == first.product_upc)
+        .count();
     let found = entities(
         &reviews.graphql_url(),
         "... on User { reviews { id } } ... on Product { reviews { id } }",
@@ -115,8 +121,14 @@ async fn reviews_resolves_reviews_and_adds_reviews_to_users_and_products() -> an
         ]),
     )
     .await?;
-    assert_eq!(found[0]["reviews"].as_array().map(Vec::len), Some(by_author));
-    assert_eq!(found[1]["reviews"].as_array().map(Vec::len), Some(by_product));
+    assert_eq!(
+        found[0]["reviews"].as_array().map(Vec::len),
+        Some(by_author)
+    );
+    assert_eq!(
+        found[1]["reviews"].as_array().map(Vec::len),
+        Some(by_product)
+    );
     reviews.shutdown().await;
     db.drop().await
 }
@@ -146,7 +158,10 @@ async fn orders_resolves_orders_with_items_and_adds_orders_to_users() -> anyhow:
         }])
     );
 
-    let of_buyer = seeded.iter().filter(|o| o.buyer_id == first.buyer_id).count();
+    let of_buyer = seeded
+        .iter()
+        .filter(|o| o.buyer_id == first.buyer_id)
+        .count();
     let found = entities(
         &orders.graphql_url(),
         "... on User { orders { id } }",

@@ -66,27 +66,60 @@ fn inventory_options(db: &TestDb, redis_url: &str, prefix: &str) -> SubgraphOpti
 }
 
 #[tokio::test]
-async fn a_mutation_on_one_replica_reaches_a_websocket_subscriber_of_another() -> anyhow::Result<()> {
+async fn a_mutation_on_one_replica_reaches_a_websocket_subscriber_of_another() -> anyhow::Result<()>
+{
     let db = TestDb::create().await?;
-    let prefix = unique_prefix();
-    let opts = inventory_options(&db, REDIS_URL, &prefix);
+    // A Redis of the test's own, so its client list shows only these two replicas.
+    let redis = PrivateRedis::start().await?;
+    let opts = inventory_options(&db, &redis.url(), &unique_prefix());
     let first = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
     let second = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
     for replica in [&first, &second] {
-        wait_until("the replica subscribes to redis", EVENT_TIMEOUT, || bus_ready(replica)).await?;
+        wait_until("the replica subscribes to redis", EVENT_TIMEOUT, || {
+            bus_ready(replica)
+        })
+        .await?;
     }
     let upc = tessera_seed::upc(1);
-    let mut client = WsClient::connect(&second.ws_url()).await?;
-    client.subscribe("s1", STOCK_CHANGED, json!({ "upc": upc })).await?;
+    let mut clients = Vec::new();
+    for n in 0..3 {
+        let mut client = WsClient::connect(&second.ws_url()).await?;
+        client
+            .subscribe(&format!("s{n}"), STOCK_CHANGED, json!({ "upc": upc }))
+            .await?;
+        clients.push(client);
+    }
 
-    let event = restock_until_delivered(&first, &mut client, "s1", &upc).await?;
+    let event = restock_until_delivered(&first, &mut clients[0], "s0", &upc).await?;
     assert_eq!(event["data"]["stockChanged"]["upc"], json!(upc));
     assert_eq!(event["data"]["stockChanged"]["delta"], json!(1));
     assert_eq!(event["data"]["stockChanged"]["reason"], json!("RESTOCK"));
-    // Each process holds one Redis subscriber connection, whatever its number of clients.
-    assert_eq!(first.app.metrics.events_published("stock_changed") > 0, true);
+    for (n, client) in clients.iter_mut().enumerate().skip(1) {
+        let payload = client.next_payload(&format!("s{n}"), EVENT_TIMEOUT).await?;
+        assert_eq!(payload["data"]["stockChanged"]["upc"], json!(upc));
+    }
 
-    client.close().await?;
+    // Three subscribers on one replica, none on the other: still one pattern subscription per
+    // process.
+    let mut conn = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let clients_list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await?;
+    let subscribers = clients_list
+        .lines()
+        .filter(|line| !line.contains(" psub=0 "))
+        .count();
+    assert_eq!(
+        subscribers, 2,
+        "one subscriber connection per replica:\n{clients_list}"
+    );
+
+    for client in clients {
+        client.close().await?;
+    }
     first.shutdown().await;
     second.shutdown().await;
     db.drop().await
@@ -98,10 +131,15 @@ async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> an
     let mut redis = PrivateRedis::start().await?;
     let opts = inventory_options(&db, &redis.url(), &unique_prefix());
     let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
-    wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || bus_ready(&inventory)).await?;
+    wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || {
+        bus_ready(&inventory)
+    })
+    .await?;
     let upc = tessera_seed::upc(2);
     let mut client = WsClient::connect(&inventory.ws_url()).await?;
-    client.subscribe("s1", STOCK_CHANGED, json!({ "upc": upc })).await?;
+    client
+        .subscribe("s1", STOCK_CHANGED, json!({ "upc": upc }))
+        .await?;
     restock_until_delivered(&inventory, &mut client, "s1", &upc).await?;
 
     redis.kill().await?;
@@ -122,7 +160,12 @@ async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> an
         .map(|row| row.try_get::<i64>("", "n"))
         .transpose()?;
     assert_eq!(unsent, Some(1), "the event waits in the outbox");
-    assert!(client.next_payload("s1", Duration::from_millis(300)).await.is_err());
+    assert!(
+        client
+            .next_payload("s1", Duration::from_millis(300))
+            .await
+            .is_err()
+    );
 
     redis.restart().await?;
     let event = client.next_payload("s1", EVENT_TIMEOUT).await?;
@@ -156,7 +199,12 @@ async fn a_review_added_reaches_a_subscriber_on_the_in_process_bus() -> anyhow::
     let add = "mutation($body: String!) { addReview(input: { upc: \"100001\", authorId: \"4\", rating: 5, body: $body }) { id } }";
     let mut delivered = None;
     for attempt in 0..50 {
-        let body = post_graphql(&reviews.graphql_url(), add, json!({ "body": format!("attempt {attempt}") })).await?;
+        let body = post_graphql(
+            &reviews.graphql_url(),
+            add,
+            json!({ "body": format!("attempt {attempt}") }),
+        )
+        .await?;
         anyhow::ensure!(body.get("errors").is_none(), "addReview failed: {body}");
         if let Ok(payload) = client.next_payload("r", Duration::from_millis(200)).await {
             delivered = Some(payload);
@@ -192,7 +240,10 @@ async fn placing_an_order_makes_inventory_reserve_the_stock() -> anyhow::Result<
     })
     .await?;
     for subgraph in [&inventory, &orders] {
-        wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || bus_ready(subgraph)).await?;
+        wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || {
+            bus_ready(subgraph)
+        })
+        .await?;
     }
     let (upc, before) = tessera_seed::stock()[4].clone();
     let stock_of = || async {
@@ -211,7 +262,11 @@ async fn placing_an_order_makes_inventory_reserve_the_stock() -> anyhow::Result<
         json!({ "upc": upc }),
     )
     .await?;
-    assert_eq!(placed["data"]["placeOrder"]["status"], json!("PLACED"), "{placed}");
+    assert_eq!(
+        placed["data"]["placeOrder"]["status"],
+        json!("PLACED"),
+        "{placed}"
+    );
     wait_until("inventory reserves 3 units", EVENT_TIMEOUT, || async {
         stock_of().await == Some(before - 3)
     })

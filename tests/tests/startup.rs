@@ -82,7 +82,10 @@ struct Stderr(Arc<Mutex<String>>);
 impl Stderr {
     /// Starts copying the child's stderr, line by line, into a new buffer.
     fn capture(child: &mut Child) -> anyhow::Result<Stderr> {
-        let pipe = child.stderr.take().context("the child's stderr is not piped")?;
+        let pipe = child
+            .stderr
+            .take()
+            .context("the child's stderr is not piped")?;
         let stderr = Stderr::default();
         let sink = stderr.clone();
         tokio::spawn(async move {
@@ -154,16 +157,12 @@ async fn check_running(
         .build()
         .context("building the HTTP client")?;
     let what = format!("GET {health} to answer 200");
-    let healthy = wait_until(
-        &what,
-        READY_TIMEOUT,
-        || {
-            let request = client.get(&health).send();
-            async move {
-                matches!(request.await, Ok(response) if response.status() == reqwest::StatusCode::OK)
-            }
-        },
-    );
+    let healthy = wait_until(&what, READY_TIMEOUT, || {
+        let request = client.get(&health).send();
+        async move {
+            matches!(request.await, Ok(response) if response.status() == reqwest::StatusCode::OK)
+        }
+    });
     tokio::select! {
         status = child.wait() => {
             anyhow::bail!("exited before it was ready: {}", match status {

@@ -39,15 +39,23 @@ async fn hundred_products_with_reviews_and_authors_cost_one_statement() -> anyho
 #[tokio::test]
 async fn two_levels_of_relations_cost_two_statements_whatever_the_fan_out() -> anyhow::Result<()> {
     let (db, reviews) = spawn_seeded::<tessera_reviews::Reviews>().await?;
-    let query = format!("{ENTITIES} ... on User {{ reviews {{ id product {{ reviews {{ id rating }} }} }} }} }} }}");
+    let query = format!(
+        "{ENTITIES} ... on User {{ reviews {{ id product {{ reviews {{ id rating }} }} }} }} }} }}"
+    );
     let users = |n: i64| -> Value {
         (1..=n)
             .map(|id| json!({ "__typename": "User", "id": id.to_string() }))
             .collect()
     };
     // One user or a hundred: reviews by author, then reviews by product.
-    assert_eq!(statements_for(&reviews, &query, json!({ "r": users(1) })).await?, 2);
-    assert_eq!(statements_for(&reviews, &query, json!({ "r": users(100) })).await?, 2);
+    assert_eq!(
+        statements_for(&reviews, &query, json!({ "r": users(1) })).await?,
+        2
+    );
+    assert_eq!(
+        statements_for(&reviews, &query, json!({ "r": users(100) })).await?,
+        2
+    );
     reviews.shutdown().await;
     db.drop().await
 }

@@ -34,13 +34,15 @@ impl Subgraph for Accounts {
             return Ok(());
         }
         let now = chrono::Utc::now();
-        let rows = tessera_seed::users().into_iter().map(|user| entity::ActiveModel {
-            username: Set(user.username),
-            name: Set(user.name),
-            email: Set(user.email),
-            created_at: Set(now),
-            ..Default::default()
-        });
+        let rows = tessera_seed::users()
+            .into_iter()
+            .map(|user| entity::ActiveModel {
+                username: Set(user.username),
+                name: Set(user.name),
+                email: Set(user.email),
+                created_at: Set(now),
+                ..Default::default()
+            });
         entity::Entity::insert_many(rows).exec(db).await?;
         Ok(())
     }

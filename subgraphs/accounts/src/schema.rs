@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription};
+use async_graphql::{
+    Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription,
+};
 use futures_util::Stream;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tessera_kit::{AppState, Error, Result, Viewer, outbox};
@@ -75,7 +77,10 @@ async fn load_user(ctx: &Context<'_>, id: &str) -> Result<Option<User>> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(None);
     };
-    Ok(ctx.data_unchecked::<DataLoader<UsersDb>>().load_one(id).await?)
+    Ok(ctx
+        .data_unchecked::<DataLoader<UsersDb>>()
+        .load_one(id)
+        .await?)
 }
 
 /// The accounts `Query` root.
@@ -86,7 +91,10 @@ pub struct Query;
 impl Query {
     /// The user the request acts for (from the `x-user-id` header), if any.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match ctx.data_opt::<Viewer>().and_then(|viewer| viewer.0.as_deref()) {
+        match ctx
+            .data_opt::<Viewer>()
+            .and_then(|viewer| viewer.0.as_deref())
+        {
             Some(id) => load_user(ctx, id).await,
             None => Ok(None),
         }
@@ -124,7 +132,11 @@ impl Query {
 
     /// Resolves `User` representations for the router (batched).
     #[graphql(entity)]
-    async fn find_user_by_id(&self, ctx: &Context<'_>, #[graphql(key)] id: ID) -> Result<Option<User>> {
+    async fn find_user_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<User>> {
         load_user(ctx, &id).await
     }
 }
@@ -146,8 +158,13 @@ impl CreateUserInput {
         if username.is_empty() || username.len() > 64 {
             return Err(Error::invalid("username must be 1 to 64 characters"));
         }
-        if !username.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(Error::invalid("username may only hold letters, digits, `_` and `-`"));
+        if !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::invalid(
+                "username may only hold letters, digits, `_` and `-`",
+            ));
         }
         if self.name.trim().is_empty() {
             return Err(Error::invalid("name must not be empty"));
@@ -207,6 +224,7 @@ pub struct Subscription;
 impl Subscription {
     /// Every user created from now on.
     async fn user_created(&self, ctx: &Context<'_>) -> impl Stream<Item = User> {
-        ctx.data_unchecked::<AppState>().events::<User>(USER_CREATED)
+        ctx.data_unchecked::<AppState>()
+            .events::<User>(USER_CREATED)
     }
 }

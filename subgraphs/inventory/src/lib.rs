@@ -43,13 +43,14 @@ impl Subgraph for Inventory {
             return Ok(());
         }
         let now = chrono::Utc::now();
-        let rows = tessera_seed::stock()
-            .into_iter()
-            .map(|(upc, quantity)| entity::stock::ActiveModel {
-                upc: Set(upc),
-                quantity: Set(quantity),
-                updated_at: Set(now),
-            });
+        let rows =
+            tessera_seed::stock()
+                .into_iter()
+                .map(|(upc, quantity)| entity::stock::ActiveModel {
+                    upc: Set(upc),
+                    quantity: Set(quantity),
+                    updated_at: Set(now),
+                });
         entity::stock::Entity::insert_many(rows).exec(db).await?;
         Ok(())
     }

@@ -36,7 +36,9 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
             match reserve(&app, &order).await {
                 Ok(true) => app.events_committed(),
                 Ok(false) => tracing::debug!(order = order.id, "order already reserved"),
-                Err(err) => tracing::error!(order = order.id, error = %err, "reserving stock failed"),
+                Err(err) => {
+                    tracing::error!(order = order.id, error = %err, "reserving stock failed")
+                }
             }
         }
     })
@@ -45,7 +47,10 @@ pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
 /// Takes the order's units. Returns false when the order was reserved before.
 async fn reserve(app: &AppState, order: &OrderPlaced) -> Result<bool, DbErr> {
     let Ok(order_id) = order.id.parse::<i64>() else {
-        tracing::warn!(order = order.id, "order_placed with a non-numeric id; ignored");
+        tracing::warn!(
+            order = order.id,
+            "order_placed with a non-numeric id; ignored"
+        );
         return Ok(false);
     };
     let txn = app.background_db.begin().await?;
@@ -67,7 +72,11 @@ async fn reserve(app: &AppState, order: &OrderPlaced) -> Result<bool, DbErr> {
             .await?
             .is_none()
         {
-            tracing::warn!(order = order.id, upc = item.upc, "ordered product has no stock record");
+            tracing::warn!(
+                order = order.id,
+                upc = item.upc,
+                "ordered product has no stock record"
+            );
         }
     }
     txn.commit().await?;

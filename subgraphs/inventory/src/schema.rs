@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription,
+};
 use futures_util::{Stream, StreamExt};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -48,13 +50,15 @@ impl Product {
     /// Price in cents (owned by products; the router sends it for `shippingEstimate`).
     #[graphql(external)]
     async fn price(&self) -> Result<i64> {
-        self.price.ok_or_else(|| Error::Internal("price was not provided".into()))
+        self.price
+            .ok_or_else(|| Error::Internal("price was not provided".into()))
     }
 
     /// Weight in grams (owned by products; the router sends it for `shippingEstimate`).
     #[graphql(external)]
     async fn weight(&self) -> Result<i64> {
-        self.weight.ok_or_else(|| Error::Internal("weight was not provided".into()))
+        self.weight
+            .ok_or_else(|| Error::Internal("weight was not provided".into()))
     }
 
     /// Units on hand.
@@ -71,7 +75,9 @@ impl Product {
     #[graphql(requires = "price weight")]
     async fn shipping_estimate(&self) -> Result<i64> {
         let (Some(price), Some(weight)) = (self.price, self.weight) else {
-            return Err(Error::invalid("shippingEstimate needs the product's price and weight"));
+            return Err(Error::invalid(
+                "shippingEstimate needs the product's price and weight",
+            ));
         };
         Ok(if price >= 10_000 { 0 } else { 499 + weight / 2 })
     }
@@ -100,13 +106,19 @@ impl Loader<String> for StockDb {
     type Value = i64;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[String]) -> std::result::Result<HashMap<String, i64>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> std::result::Result<HashMap<String, i64>, Self::Error> {
         self.app.metrics.observe_batch("stock_by_upc", keys.len());
         let rows = stock::Entity::find()
             .filter(stock::Column::Upc.is_in(keys.iter().cloned()))
             .all(&self.app.db)
             .await?;
-        Ok(rows.into_iter().map(|row| (row.upc, row.quantity)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.upc, row.quantity))
+            .collect())
     }
 }
 
@@ -154,7 +166,10 @@ pub(crate) async fn change_stock<C: ConnectionTrait>(
 ) -> std::result::Result<Option<StockChange>, DbErr> {
     let now = chrono::Utc::now();
     let updated = stock::Entity::update_many()
-        .col_expr(stock::Column::Quantity, Expr::col(stock::Column::Quantity).add(delta))
+        .col_expr(
+            stock::Column::Quantity,
+            Expr::col(stock::Column::Quantity).add(delta),
+        )
         .col_expr(stock::Column::UpdatedAt, Expr::value(now))
         .filter(stock::Column::Upc.eq(upc))
         .exec(txn)
@@ -220,7 +235,10 @@ impl Query {
             .limit(first)
             .all(&ctx.data_unchecked::<AppState>().db)
             .await?;
-        Ok(rows.into_iter().map(|row| Product::reference(row.upc)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| Product::reference(row.upc))
+            .collect())
     }
 
     /// Resolves `Product` representations; `price` and `weight` arrive when
@@ -275,10 +293,16 @@ pub struct Subscription;
 #[GqlSubscription]
 impl Subscription {
     /// Every stock change from now on, of product `upc` or of all products.
-    async fn stock_changed(&self, ctx: &Context<'_>, upc: Option<String>) -> impl Stream<Item = StockChange> {
+    async fn stock_changed(
+        &self,
+        ctx: &Context<'_>,
+        upc: Option<String>,
+    ) -> impl Stream<Item = StockChange> {
         ctx.data_unchecked::<AppState>()
             .events::<StockChange>(STOCK_CHANGED)
-            .filter(move |change| std::future::ready(upc.as_ref().is_none_or(|upc| *upc == change.upc)))
+            .filter(move |change| {
+                std::future::ready(upc.as_ref().is_none_or(|upc| *upc == change.upc))
+            })
     }
 
     /// Stock changes that leave a product at or below `threshold` units.

@@ -137,7 +137,10 @@ pub fn schema<S: Subgraph>(app: Option<&AppState>) -> SubgraphSchema<S> {
 pub async fn sdl<S: Subgraph>() -> String {
     let response = schema::<S>(None).execute("{ _service { sdl } }").await;
     let data = response.data.into_json().unwrap_or_default();
-    data["_service"]["sdl"].as_str().unwrap_or_default().to_owned()
+    data["_service"]["sdl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A subgraph serving on a bound listener. Dropping it stops the server and its tasks.
@@ -186,7 +189,10 @@ impl Drop for Running {
 }
 
 /// Connects, migrates, optionally seeds, and serves subgraph `S` on `listener`.
-pub async fn start<S: Subgraph>(config: &Config, listener: TcpListener) -> Result<Running, StartError> {
+pub async fn start<S: Subgraph>(
+    config: &Config,
+    listener: TcpListener,
+) -> Result<Running, StartError> {
     let metrics = Metrics::new(S::NAME);
     let url = config.database_url_for(S::NAME);
     tracing::info!(subgraph = S::NAME, database = %redact(&url), "connecting to the database");
@@ -230,7 +236,10 @@ pub async fn start<S: Subgraph>(config: &Config, listener: TcpListener) -> Resul
             tracing::error!(error = %err, "server failed");
         }
     });
-    let mut tasks = vec![server, outbox::spawn_relay(background_db, bus, app.outbox.clone(), app.metrics.clone())];
+    let mut tasks = vec![
+        server,
+        outbox::spawn_relay(background_db, bus, app.outbox.clone(), app.metrics.clone()),
+    ];
     tasks.extend(S::workers(&app));
     tracing::info!(subgraph = S::NAME, %addr, "serving GraphQL on http://{addr}/graphql");
     Ok(Running {

@@ -65,10 +65,7 @@ impl Config {
     pub fn database_url_for(&self, name: &str) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}/{name}.db?mode=rwc",
-                self.data_dir.display()
-            ),
+            None => format!("sqlite://{}/{name}.db?mode=rwc", self.data_dir.display()),
         }
     }
 }

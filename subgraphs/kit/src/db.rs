@@ -16,13 +16,12 @@ pub async fn connect(
     metrics: &Metrics,
     pool: Pool,
 ) -> Result<DatabaseConnection, DbErr> {
-    if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|err| DbErr::Custom(format!("creating {}: {err}", dir.display())))?;
-            }
-        }
+    if let Some(path) = sqlite_path(url)
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| DbErr::Custom(format!("creating {}: {err}", dir.display())))?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -42,7 +41,10 @@ pub async fn connect(
 }
 
 /// Runs every pending migration of `M`, logging one line per step.
-pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, subgraph: &str) -> Result<(), DbErr> {
+pub async fn migrate<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    subgraph: &str,
+) -> Result<(), DbErr> {
     let pending = M::get_pending_migrations(db).await?;
     if pending.is_empty() {
         tracing::info!(subgraph, "database schema is up to date");
@@ -71,7 +73,10 @@ mod tests {
 
     #[test]
     fn sqlite_path_strips_scheme_and_query() {
-        assert_eq!(sqlite_path("sqlite://./data/a.db?mode=rwc"), Some("./data/a.db"));
+        assert_eq!(
+            sqlite_path("sqlite://./data/a.db?mode=rwc"),
+            Some("./data/a.db")
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://localhost/x"), None);
     }

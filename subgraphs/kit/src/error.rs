@@ -106,7 +106,10 @@ impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
 struct ErrorCodesExtension;
 
 fn with_code(mut err: async_graphql::ServerError, code: &str) -> async_graphql::ServerError {
-    let has_code = err.extensions.as_ref().is_some_and(|ext| ext.get("code").is_some());
+    let has_code = err
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
     if !has_code {
         err.extensions
             .get_or_insert_with(Default::default)

@@ -16,7 +16,6 @@ use tokio::sync::{Mutex, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
 
-
 /// How many events a slow subscriber may fall behind before it starts missing some.
 const FAN_OUT_CAPACITY: usize = 4096;
 
@@ -180,7 +179,9 @@ impl EventBus {
     ) -> impl Stream<Item = T> + Send + 'static {
         self.subscribe(topic).filter_map(|event| {
             let decoded = serde_json::from_value(event.payload)
-                .inspect_err(|err| tracing::warn!(topic = event.topic, error = %err, "undecodable event"))
+                .inspect_err(
+                    |err| tracing::warn!(topic = event.topic, error = %err, "undecodable event"),
+                )
                 .ok();
             std::future::ready(decoded)
         })
@@ -198,7 +199,10 @@ impl RedisBus {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = self.client.get_connection_manager_with_config(config).await?;
+        let conn = self
+            .client
+            .get_connection_manager_with_config(config)
+            .await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -248,7 +252,11 @@ fn fan_out(msg: &redis::Msg, prefix: &str, sender: &broadcast::Sender<Event>) {
     {
         Ok(payload) => payload,
         Err(err) => {
-            tracing::warn!(channel, error = err, "dropping an undecodable redis message");
+            tracing::warn!(
+                channel,
+                error = err,
+                "dropping an undecodable redis message"
+            );
             return;
         }
     };

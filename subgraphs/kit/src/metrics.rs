@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// Which connection pool ran a SQL statement.
@@ -56,9 +55,11 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Creates the metrics of subgraph `subgraph`, each labelled with its name.
     pub fn new(subgraph: &str) -> Self {
-        let registry =
-            Registry::new_custom(None, Some([("subgraph".to_owned(), subgraph.to_owned())].into()))
-                .expect("a constant label set is valid");
+        let registry = Registry::new_custom(
+            None,
+            Some([("subgraph".to_owned(), subgraph.to_owned())].into()),
+        )
+        .expect("a constant label set is valid");
         let inner = Inner {
             http_requests: counter_vec(
                 &registry,
@@ -181,7 +182,10 @@ impl Metrics {
 
     /// Events published so far on `topic`.
     pub fn events_published(&self, topic: &str) -> u64 {
-        self.inner.events_published.with_label_values(&[topic]).get()
+        self.inner
+            .events_published
+            .with_label_values(&[topic])
+            .get()
     }
 
     /// The metrics in Prometheus' text format.

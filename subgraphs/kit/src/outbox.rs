@@ -60,8 +60,8 @@ pub async fn enqueue<C: ConnectionTrait>(
     topic: &str,
     payload: &impl Serialize,
 ) -> Result<(), DbErr> {
-    let payload =
-        serde_json::to_string(payload).map_err(|err| DbErr::Custom(format!("encoding event: {err}")))?;
+    let payload = serde_json::to_string(payload)
+        .map_err(|err| DbErr::Custom(format!("encoding event: {err}")))?;
     entity::ActiveModel {
         topic: Set(topic.to_owned()),
         payload: Set(payload),
@@ -128,7 +128,10 @@ async fn publish_pending(
         .filter(entity::Column::PublishedAt.is_null())
         .order_by_asc(entity::Column::Id)
         .limit(BATCH)
-        .lock_with_behavior(sea_orm::sea_query::LockType::Update, LockBehavior::SkipLocked)
+        .lock_with_behavior(
+            sea_orm::sea_query::LockType::Update,
+            LockBehavior::SkipLocked,
+        )
         .all(&txn)
         .await?;
     let mut published = Vec::with_capacity(rows.len());
@@ -151,10 +154,7 @@ async fn publish_pending(
     }
     if !published.is_empty() {
         entity::Entity::update_many()
-            .col_expr(
-                entity::Column::PublishedAt,
-                Expr::value(chrono::Utc::now()),
-            )
+            .col_expr(entity::Column::PublishedAt, Expr::value(chrono::Utc::now()))
             .filter(entity::Column::Id.is_in(published.iter().copied()))
             .exec(&txn)
             .await?;

@@ -150,7 +150,11 @@ fn chosen_protocol(headers: &HeaderMap) -> Option<&'static str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .find_map(|p| ALL_WEBSOCKET_PROTOCOLS.into_iter().find(|known| *known == p))
+        .find_map(|p| {
+            ALL_WEBSOCKET_PROTOCOLS
+                .into_iter()
+                .find(|known| *known == p)
+        })
 }
 
 async fn health<E: Executor>(State(state): State<Served<E>>) -> Response {

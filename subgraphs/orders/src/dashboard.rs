@@ -4,7 +4,9 @@
 use async_graphql::{ID, SimpleObject};
 use futures_util::{Stream, StreamExt, stream};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 use tessera_kit::{AppState, Result};
 
 use crate::entity::order;
@@ -68,9 +70,10 @@ pub async fn compute(db: &DatabaseConnection) -> Result<Dashboard> {
 /// The figures now, then again after every order event or stock change.
 pub fn stream(app: AppState) -> impl Stream<Item = Dashboard> {
     // Subscribe before computing the first figures, so no event falls between them.
-    let triggers = stream::select_all([ORDER_PLACED, ORDER_STATUS_CHANGED, STOCK_CHANGED].map(|topic| {
-        app.events::<serde_json::Value>(topic).map(|_| ()).boxed()
-    }));
+    let triggers = stream::select_all(
+        [ORDER_PLACED, ORDER_STATUS_CHANGED, STOCK_CHANGED]
+            .map(|topic| app.events::<serde_json::Value>(topic).map(|_| ()).boxed()),
+    );
     stream::once(std::future::ready(()))
         .chain(triggers)
         .then(move |()| {

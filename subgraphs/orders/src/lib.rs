@@ -12,8 +12,7 @@ mod mutation;
 mod schema;
 
 use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set,
-    TransactionTrait,
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set, TransactionTrait,
 };
 use tessera_kit::{AppState, Subgraph};
 
@@ -49,13 +48,16 @@ impl Subgraph for Orders {
             return Ok(());
         }
         let txn = db.begin().await?;
-        let prices = tessera_seed::products()
-            .into_iter()
-            .map(|product| entity::price::ActiveModel {
-                upc: Set(product.upc),
-                price: Set(product.price),
-            });
-        entity::price::Entity::insert_many(prices).exec(&txn).await?;
+        let prices =
+            tessera_seed::products()
+                .into_iter()
+                .map(|product| entity::price::ActiveModel {
+                    upc: Set(product.upc),
+                    price: Set(product.price),
+                });
+        entity::price::Entity::insert_many(prices)
+            .exec(&txn)
+            .await?;
         let now = chrono::Utc::now();
         for order in tessera_seed::orders() {
             let total = order
@@ -72,16 +74,15 @@ impl Subgraph for Orders {
             }
             .insert(&txn)
             .await?;
-            let items = order
-                .items
-                .into_iter()
-                .map(|(upc, quantity, unit_price)| entity::item::ActiveModel {
+            let items = order.items.into_iter().map(|(upc, quantity, unit_price)| {
+                entity::item::ActiveModel {
                     order_id: Set(row.id),
                     product_upc: Set(upc),
                     quantity: Set(quantity),
                     unit_price: Set(unit_price),
                     ..Default::default()
-                });
+                }
+            });
             entity::item::Entity::insert_many(items).exec(&txn).await?;
         }
         txn.commit().await

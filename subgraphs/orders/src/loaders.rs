@@ -54,7 +54,10 @@ impl Loader<ItemsOfOrder> for OrdersDb {
     type Value = Vec<OrderItem>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[ItemsOfOrder]) -> Result<HashMap<ItemsOfOrder, Vec<OrderItem>>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ItemsOfOrder],
+    ) -> Result<HashMap<ItemsOfOrder, Vec<OrderItem>>, Self::Error> {
         self.app.metrics.observe_batch("items_by_order", keys.len());
         let rows = item::Entity::find()
             .filter(item::Column::OrderId.is_in(keys.iter().map(|k| k.0)))
@@ -76,8 +79,13 @@ impl Loader<OrdersOfBuyer> for OrdersDb {
     type Value = Vec<Order>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[OrdersOfBuyer]) -> Result<HashMap<OrdersOfBuyer, Vec<Order>>, Self::Error> {
-        self.app.metrics.observe_batch("orders_by_buyer", keys.len());
+    async fn load(
+        &self,
+        keys: &[OrdersOfBuyer],
+    ) -> Result<HashMap<OrdersOfBuyer, Vec<Order>>, Self::Error> {
+        self.app
+            .metrics
+            .observe_batch("orders_by_buyer", keys.len());
         let rows = order::Entity::find()
             .filter(order::Column::BuyerId.is_in(keys.iter().map(|k| k.0)))
             .order_by_desc(order::Column::Id)

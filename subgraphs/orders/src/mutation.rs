@@ -50,7 +50,9 @@ impl Mutation {
             .filter(|id| *id > 0)
             .ok_or_else(|| Error::invalid("buyerId must be a user id"))?;
         if input.items.is_empty() || input.items.len() > MAX_ITEMS {
-            return Err(Error::invalid(format!("an order has 1 to {MAX_ITEMS} items")));
+            return Err(Error::invalid(format!(
+                "an order has 1 to {MAX_ITEMS} items"
+            )));
         }
         if let Some(bad) = input
             .items
@@ -114,7 +116,12 @@ impl Mutation {
 
     /// Moves an order on (PLACED → PAID → SHIPPED → DELIVERED, or to CANCELLED before it
     /// ships); emits `orderStatusChanged`.
-    async fn update_order_status(&self, ctx: &Context<'_>, id: ID, status: OrderStatus) -> Result<Order> {
+    async fn update_order_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: OrderStatus,
+    ) -> Result<Order> {
         let order_id = id
             .parse::<i64>()
             .map_err(|_| Error::not_found("order", id.as_str()))?;

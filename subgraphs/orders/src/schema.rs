@@ -1,7 +1,9 @@
 //! The orders schema: `Order`, `OrderItem`, `User.orders`, the queries and the streams.
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription,
+};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -42,9 +44,15 @@ impl OrderStatus {
 
     /// Reads a stored `status` value.
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::Placed, Self::Paid, Self::Shipped, Self::Delivered, Self::Cancelled]
-            .into_iter()
-            .find(|status| status.as_str() == value)
+        [
+            Self::Placed,
+            Self::Paid,
+            Self::Shipped,
+            Self::Delivered,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == value)
     }
 
     /// Whether an order in this status can move to `next`.
@@ -263,7 +271,11 @@ impl Query {
 
     /// Resolves `Order` representations (batched).
     #[graphql(entity)]
-    async fn find_order_by_id(&self, ctx: &Context<'_>, #[graphql(key)] id: ID) -> Result<Option<Order>> {
+    async fn find_order_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<Order>> {
         load_order(ctx, &id).await
     }
 
@@ -275,11 +287,17 @@ impl Query {
 
     /// Resolves `Dashboard` representations with the current figures.
     #[graphql(entity)]
-    async fn find_dashboard_by_id(&self, ctx: &Context<'_>, #[graphql(key)] id: ID) -> Result<Option<Dashboard>> {
+    async fn find_dashboard_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<Dashboard>> {
         if id.as_str() != dashboard::DASHBOARD_ID {
             return Ok(None);
         }
-        dashboard::compute(&ctx.data_unchecked::<AppState>().db).await.map(Some)
+        dashboard::compute(&ctx.data_unchecked::<AppState>().db)
+            .await
+            .map(Some)
     }
 }
 
@@ -291,11 +309,16 @@ pub struct Subscription;
 impl Subscription {
     /// Every order placed from now on.
     async fn order_placed(&self, ctx: &Context<'_>) -> impl Stream<Item = Order> {
-        ctx.data_unchecked::<AppState>().events::<Order>(ORDER_PLACED)
+        ctx.data_unchecked::<AppState>()
+            .events::<Order>(ORDER_PLACED)
     }
 
     /// Every status change from now on, of order `id` or of all orders.
-    async fn order_status_changed(&self, ctx: &Context<'_>, id: Option<ID>) -> impl Stream<Item = Order> {
+    async fn order_status_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+    ) -> impl Stream<Item = Order> {
         ctx.data_unchecked::<AppState>()
             .events::<Order>(ORDER_STATUS_CHANGED)
             .filter(move |order| std::future::ready(id.as_ref().is_none_or(|id| *id == order.id)))

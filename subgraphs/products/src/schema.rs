@@ -68,19 +68,29 @@ impl Loader<String> for ProductsDb {
     type Value = Product;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[String]) -> std::result::Result<HashMap<String, Product>, Self::Error> {
-        self.app.metrics.observe_batch("products_by_upc", keys.len());
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> std::result::Result<HashMap<String, Product>, Self::Error> {
+        self.app
+            .metrics
+            .observe_batch("products_by_upc", keys.len());
         let rows = entity::Entity::find()
             .filter(entity::Column::Upc.is_in(keys.iter().cloned()))
             .all(&self.app.db)
             .await?;
-        Ok(rows.into_iter().map(|row| (row.upc.clone(), row.into())).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.upc.clone(), row.into()))
+            .collect())
     }
 }
 
 fn page_size(first: i32) -> Result<u64> {
     if !(0..=MAX_PAGE).contains(&first) {
-        return Err(Error::invalid(format!("`first` must be between 0 and {MAX_PAGE}")));
+        return Err(Error::invalid(format!(
+            "`first` must be between 0 and {MAX_PAGE}"
+        )));
     }
     Ok(u64::try_from(first).unwrap_or(0))
 }
@@ -92,7 +102,11 @@ pub struct Query;
 #[Object]
 impl Query {
     /// The most expensive products first.
-    async fn top_products(&self, ctx: &Context<'_>, #[graphql(default = 5)] first: i32) -> Result<Vec<Product>> {
+    async fn top_products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] first: i32,
+    ) -> Result<Vec<Product>> {
         let rows = entity::Entity::find()
             .order_by_desc(entity::Column::Price)
             .order_by_asc(entity::Column::Upc)
@@ -104,7 +118,10 @@ impl Query {
 
     /// One product by upc.
     async fn product(&self, ctx: &Context<'_>, upc: String) -> Result<Option<Product>> {
-        Ok(ctx.data_unchecked::<DataLoader<ProductsDb>>().load_one(upc).await?)
+        Ok(ctx
+            .data_unchecked::<DataLoader<ProductsDb>>()
+            .load_one(upc)
+            .await?)
     }
 
     /// Products in upc order, optionally of one category: `first` of them after cursor `after`.
@@ -155,7 +172,14 @@ impl Query {
 
     /// Resolves `Product` representations for the router (batched).
     #[graphql(entity)]
-    async fn find_product_by_upc(&self, ctx: &Context<'_>, #[graphql(key)] upc: String) -> Result<Option<Product>> {
-        Ok(ctx.data_unchecked::<DataLoader<ProductsDb>>().load_one(upc).await?)
+    async fn find_product_by_upc(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] upc: String,
+    ) -> Result<Option<Product>> {
+        Ok(ctx
+            .data_unchecked::<DataLoader<ProductsDb>>()
+            .load_one(upc)
+            .await?)
     }
 }

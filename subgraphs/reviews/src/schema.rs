@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription,
+};
 use futures_util::{Stream, StreamExt};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -86,7 +88,10 @@ impl User {
             return Ok(Vec::new());
         };
         let loader = ctx.data_unchecked::<DataLoader<ReviewsDb>>();
-        Ok(loader.load_one(ReviewsByAuthor(id)).await?.unwrap_or_default())
+        Ok(loader
+            .load_one(ReviewsByAuthor(id))
+            .await?
+            .unwrap_or_default())
     }
 }
 
@@ -141,7 +146,10 @@ impl ReviewsDb {
         Self { app: app.clone() }
     }
 
-    async fn rows(&self, filter: sea_orm::sea_query::SimpleExpr) -> std::result::Result<Vec<entity::Model>, Arc<DbErr>> {
+    async fn rows(
+        &self,
+        filter: sea_orm::sea_query::SimpleExpr,
+    ) -> std::result::Result<Vec<entity::Model>, Arc<DbErr>> {
         Ok(entity::Entity::find()
             .filter(filter)
             .order_by_desc(entity::Column::CreatedAt)
@@ -155,12 +163,18 @@ impl Loader<ReviewId> for ReviewsDb {
     type Value = Review;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[ReviewId]) -> std::result::Result<HashMap<ReviewId, Review>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ReviewId],
+    ) -> std::result::Result<HashMap<ReviewId, Review>, Self::Error> {
         self.app.metrics.observe_batch("reviews_by_id", keys.len());
         let rows = self
             .rows(entity::Column::Id.is_in(keys.iter().map(|k| k.0)))
             .await?;
-        Ok(rows.into_iter().map(|row| (ReviewId(row.id), row.into())).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| (ReviewId(row.id), row.into()))
+            .collect())
     }
 }
 
@@ -172,7 +186,9 @@ impl Loader<ReviewsByProduct> for ReviewsDb {
         &self,
         keys: &[ReviewsByProduct],
     ) -> std::result::Result<HashMap<ReviewsByProduct, Vec<Review>>, Self::Error> {
-        self.app.metrics.observe_batch("reviews_by_product", keys.len());
+        self.app
+            .metrics
+            .observe_batch("reviews_by_product", keys.len());
         let rows = self
             .rows(entity::Column::ProductUpc.is_in(keys.iter().map(|k| k.0.clone())))
             .await?;
@@ -195,7 +211,9 @@ impl Loader<ReviewsByAuthor> for ReviewsDb {
         &self,
         keys: &[ReviewsByAuthor],
     ) -> std::result::Result<HashMap<ReviewsByAuthor, Vec<Review>>, Self::Error> {
-        self.app.metrics.observe_batch("reviews_by_author", keys.len());
+        self.app
+            .metrics
+            .observe_batch("reviews_by_author", keys.len());
         let rows = self
             .rows(entity::Column::AuthorId.is_in(keys.iter().map(|k| k.0)))
             .await?;
@@ -232,7 +250,11 @@ impl Query {
     }
 
     /// The newest reviews.
-    async fn latest_reviews(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: u64) -> Result<Vec<Review>> {
+    async fn latest_reviews(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: u64,
+    ) -> Result<Vec<Review>> {
         if first > 100 {
             return Err(Error::invalid("`first` must be at most 100"));
         }
@@ -247,7 +269,11 @@ impl Query {
 
     /// Resolves `Review` representations (batched).
     #[graphql(entity)]
-    async fn find_review_by_id(&self, ctx: &Context<'_>, #[graphql(key)] id: ID) -> Result<Option<Review>> {
+    async fn find_review_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<Review>> {
         load_review(ctx, &id).await
     }
 
@@ -329,9 +355,15 @@ pub struct Subscription;
 #[GqlSubscription]
 impl Subscription {
     /// Every new review from now on, of product `upc` or of all products.
-    async fn review_added(&self, ctx: &Context<'_>, upc: Option<String>) -> impl Stream<Item = Review> {
+    async fn review_added(
+        &self,
+        ctx: &Context<'_>,
+        upc: Option<String>,
+    ) -> impl Stream<Item = Review> {
         ctx.data_unchecked::<AppState>()
             .events::<Review>(REVIEW_ADDED)
-            .filter(move |review| std::future::ready(upc.as_ref().is_none_or(|upc| *upc == review.product_upc)))
+            .filter(move |review| {
+                std::future::ready(upc.as_ref().is_none_or(|upc| *upc == review.product_upc))
+            })
     }
 }

@@ -95,32 +95,144 @@ impl Rng {
         lo + i64::try_from(self.next() % span).unwrap_or(0)
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        let len = u64::try_from(items.len()).unwrap_or(1);
-        let index = usize::try_from(self.next() % len).unwrap_or(0);
-        &items[index]
+    /// An index in `0..len`.
+    fn index(&mut self, len: usize) -> usize {
+        let len = u64::try_from(len).unwrap_or(1).max(1);
+        usize::try_from(self.next() % len).unwrap_or(0)
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.index(items.len())]
     }
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Dennis", "Frances",
-    "John", "Radia", "Linus", "Guido", "Hedy", "Tim", "Katherine", "Niklaus", "Leslie", "Sophie",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Dennis",
+    "Frances",
+    "John",
+    "Radia",
+    "Linus",
+    "Guido",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "Niklaus",
+    "Leslie",
+    "Sophie",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson",
-    "Ritchie", "Allen", "McCarthy", "Perlman", "Torvalds", "Rossum", "Lamarr", "Berners-Lee",
-    "Johnson", "Wirth", "Lamport", "Wilson",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Thompson",
+    "Ritchie",
+    "Allen",
+    "McCarthy",
+    "Perlman",
+    "Torvalds",
+    "Rossum",
+    "Lamarr",
+    "Berners-Lee",
+    "Johnson",
+    "Wirth",
+    "Lamport",
+    "Wilson",
 ];
 const CATEGORIES: &[(&str, &[&str], i64, i64)] = &[
-    ("Kitchen", &["Kettle", "Skillet", "Knife Set", "Blender", "Teapot", "Grinder"], 1_500, 3_000),
-    ("Outdoor", &["Tent", "Backpack", "Headlamp", "Sleeping Bag", "Camp Stove", "Water Filter"], 2_000, 4_000),
-    ("Office", &["Desk Lamp", "Notebook", "Fountain Pen", "Monitor Stand", "Desk Chair", "Stapler"], 500, 6_000),
-    ("Audio", &["Headphones", "Speaker", "Turntable", "Microphone", "Amplifier", "Earbuds"], 200, 5_000),
-    ("Garden", &["Watering Can", "Pruner", "Planter", "Hose Reel", "Seed Kit", "Trowel"], 300, 4_500),
+    (
+        "Kitchen",
+        &[
+            "Kettle",
+            "Skillet",
+            "Knife Set",
+            "Blender",
+            "Teapot",
+            "Grinder",
+        ],
+        1_500,
+        3_000,
+    ),
+    (
+        "Outdoor",
+        &[
+            "Tent",
+            "Backpack",
+            "Headlamp",
+            "Sleeping Bag",
+            "Camp Stove",
+            "Water Filter",
+        ],
+        2_000,
+        4_000,
+    ),
+    (
+        "Office",
+        &[
+            "Desk Lamp",
+            "Notebook",
+            "Fountain Pen",
+            "Monitor Stand",
+            "Desk Chair",
+            "Stapler",
+        ],
+        500,
+        6_000,
+    ),
+    (
+        "Audio",
+        &[
+            "Headphones",
+            "Speaker",
+            "Turntable",
+            "Microphone",
+            "Amplifier",
+            "Earbuds",
+        ],
+        200,
+        5_000,
+    ),
+    (
+        "Garden",
+        &[
+            "Watering Can",
+            "Pruner",
+            "Planter",
+            "Hose Reel",
+            "Seed Kit",
+            "Trowel",
+        ],
+        300,
+        4_500,
+    ),
 ];
 const ADJECTIVES: &[&str] = &[
-    "Classic", "Compact", "Deluxe", "Everyday", "Featherweight", "Heritage", "Modular", "Nordic",
-    "Pro", "Rugged", "Silent", "Smart", "Studio", "Trail", "Urban",
+    "Classic",
+    "Compact",
+    "Deluxe",
+    "Everyday",
+    "Featherweight",
+    "Heritage",
+    "Modular",
+    "Nordic",
+    "Pro",
+    "Rugged",
+    "Silent",
+    "Smart",
+    "Studio",
+    "Trail",
+    "Urban",
 ];
 const REVIEW_OPENINGS: &[&str] = &[
     "Exactly as described.",
@@ -140,7 +252,14 @@ const REVIEW_CLOSINGS: &[&str] = &[
     "It is a bit heavier than I thought.",
     "Recommended.",
 ];
-const STATUSES: &[&str] = &["PLACED", "PAID", "SHIPPED", "DELIVERED", "DELIVERED", "CANCELLED"];
+const STATUSES: &[&str] = &[
+    "PLACED",
+    "PAID",
+    "SHIPPED",
+    "DELIVERED",
+    "DELIVERED",
+    "CANCELLED",
+];
 
 /// The example's users, in id order.
 pub fn users() -> Vec<User> {
@@ -195,7 +314,11 @@ pub fn stock() -> Vec<(String, i64)> {
     let mut rng = Rng::new(3);
     (1..=PRODUCTS)
         .map(|n| {
-            let quantity = if rng.range(0, 9) == 0 { rng.range(0, 4) } else { rng.range(10, 150) };
+            let quantity = if rng.range(0, 9) == 0 {
+                rng.range(0, 4)
+            } else {
+                rng.range(10, 150)
+            };
             (upc(n), quantity)
         })
         .collect()
@@ -212,7 +335,11 @@ pub fn reviews() -> Vec<Review> {
                 product_upc: upc(product),
                 author_id: rng.range(1, USERS as i64),
                 rating,
-                body: format!("{} {}", rng.pick(REVIEW_OPENINGS), rng.pick(REVIEW_CLOSINGS)),
+                body: format!(
+                    "{} {}",
+                    rng.pick(REVIEW_OPENINGS),
+                    rng.pick(REVIEW_CLOSINGS)
+                ),
             }
         })
         .collect()
@@ -226,14 +353,14 @@ pub fn orders() -> Vec<Order> {
         .map(|_| {
             let items = (0..rng.range(1, 4))
                 .map(|_| {
-                    let product = rng.pick(&catalog);
+                    let product = &catalog[rng.index(catalog.len())];
                     let quantity = i32::try_from(rng.range(1, 3)).unwrap_or(1);
                     (product.upc.clone(), quantity, product.price)
                 })
                 .collect();
             Order {
                 buyer_id: rng.range(1, USERS as i64),
-                status: *rng.pick(STATUSES),
+                status: rng.pick(STATUSES),
                 items,
                 days_ago: rng.range(0, 90),
             }
@@ -252,9 +379,19 @@ mod tests {
         let upcs: std::collections::HashSet<_> = products().into_iter().map(|p| p.upc).collect();
         assert_eq!(upcs.len(), PRODUCTS, "upcs are unique");
         assert!(reviews().iter().all(|r| upcs.contains(&r.product_upc)));
-        assert!(reviews().iter().all(|r| (1..=USERS as i64).contains(&r.author_id)));
-        assert!(orders().iter().flat_map(|o| &o.items).all(|(upc, _, _)| upcs.contains(upc)));
-        let usernames: std::collections::HashSet<_> = users().into_iter().map(|u| u.username).collect();
+        assert!(
+            reviews()
+                .iter()
+                .all(|r| (1..=USERS as i64).contains(&r.author_id))
+        );
+        assert!(
+            orders()
+                .iter()
+                .flat_map(|o| &o.items)
+                .all(|(upc, _, _)| upcs.contains(upc))
+        );
+        let usernames: std::collections::HashSet<_> =
+            users().into_iter().map(|u| u.username).collect();
         assert_eq!(usernames.len(), USERS, "usernames are unique");
     }
 }
