@@ -1,12 +1,32 @@
-//! `tessera`: Tessera's federation router.
-//!
-//! Not built yet: the planner, executor and composition arrive in their own issues. Until then
-//! this binary says so instead of pretending to route.
+//! `tessera`: Tessera's federation router. Parses the command line, sets up logging to stderr,
+//! and hands over to [`tessera::server::cli`].
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "tessera: the federation router is not implemented yet; run the subgraphs with \
-         `cargo run --bin tessera-example`"
-    );
-    std::process::ExitCode::from(2)
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera::server::cli::{self, Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let outcome = match cli.command {
+        Command::Router(args) => cli::run_router(args).await,
+        Command::Plan(args) => cli::plan_command(&args).map(|plan| println!("{plan}")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,115 @@
+//! Sending one subgraph request: the pooled HTTP client, timeouts, and the optional sharing of
+//! identical in-flight requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use serde_json::Value;
+
+/// Why a subgraph request produced no usable response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// Connecting, sending or receiving failed, or it timed out.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The subgraph answered with a non-success status.
+    #[error("subgraph answered HTTP {0}")]
+    Status(u16),
+    /// The body is not a GraphQL response.
+    #[error("invalid response: {0}")]
+    InvalidBody(String),
+}
+
+type InFlight = Shared<BoxFuture<'static, Result<Arc<Value>, FetchError>>>;
+
+/// The subgraph HTTP client: one connection pool for every subgraph, keep-alive on.
+#[derive(Clone)]
+pub struct SubgraphClient {
+    http: reqwest::Client,
+    dedupe: bool,
+    in_flight: Arc<Mutex<HashMap<(String, Bytes), InFlight>>>,
+}
+
+impl std::fmt::Debug for SubgraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubgraphClient")
+            .field("dedupe", &self.dedupe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubgraphClient {
+    /// A client whose requests time out after `timeout`; with `dedupe`, identical in-flight
+    /// requests (same URL and body) share one response.
+    pub fn new(timeout: Duration, dedupe: bool) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            dedupe,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// POSTs `body` (a GraphQL request) to `url` and parses the JSON response.
+    pub async fn post(&self, url: &str, body: Bytes) -> Result<Arc<Value>, FetchError> {
+        if !self.dedupe {
+            return send(self.http.clone(), url.to_owned(), body).await;
+        }
+        let key = (url.to_owned(), body.clone());
+        let shared = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let future = send(self.http.clone(), url.to_owned(), body)
+                        .boxed()
+                        .shared();
+                    in_flight.insert(key.clone(), future.clone());
+                    future
+                }
+            }
+        };
+        let result = shared.await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        result
+    }
+}
+
+async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Arc<Value>, FetchError> {
+    let response = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(
+            "accept",
+            "application/graphql-response+json, application/json",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if value.is_object() => Ok(Arc::new(value)),
+        Ok(_) => Err(FetchError::InvalidBody("not a JSON object".into())),
+        Err(_) if !status.is_success() => Err(FetchError::Status(status.as_u16())),
+        Err(err) => Err(FetchError::InvalidBody(err.to_string())),
+    }
+}

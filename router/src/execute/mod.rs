@@ -1,0 +1,322 @@
+//! The executor: runs a [`QueryPlan`] against the subgraphs and shapes the client's response.
+//!
+//! - [`fetch`]: the pooled subgraph HTTP client (with optional in-flight de-duplication).
+//! - [`merge`]: the data tree: walking paths, representations, merging results.
+//! - [`shape`]: the client's response, with spec null propagation.
+
+pub mod fetch;
+pub mod merge;
+pub mod shape;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apollo_compiler::Name;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use serde_json::{Map, Value, json};
+
+use crate::error::{GraphQLError, codes};
+use crate::plan::{FetchNode, PlanNode, QueryPlan};
+use crate::supergraph::Supergraph;
+use fetch::{FetchError, SubgraphClient};
+use merge::Step;
+
+/// How the executor talks to subgraphs.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Timeout of one subgraph request.
+    pub subgraph_timeout: Duration,
+    /// Share identical in-flight subgraph requests.
+    pub dedupe: bool,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            subgraph_timeout: Duration::from_secs(30),
+            dedupe: false,
+        }
+    }
+}
+
+/// A response: data and errors together, as fan-out produces them.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    /// `data`: `None` when execution never started, `Some(Null)` when null propagated to the root.
+    pub data: Option<Value>,
+    /// Every error, with client paths.
+    pub errors: Vec<GraphQLError>,
+}
+
+/// Runs plans; holds the pooled subgraph HTTP client.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    client: SubgraphClient,
+}
+
+/// One run's state: the data gathered so far and the errors.
+struct Run<'a> {
+    supergraph: &'a Supergraph,
+    variables: &'a Map<String, Value>,
+    data: Value,
+    errors: Vec<GraphQLError>,
+}
+
+/// A prepared fetch: its request body and, for entity fetches, where results go.
+struct Prepared {
+    fetch: Arc<FetchNode>,
+    body: Bytes,
+    origins: Option<Vec<Vec<Vec<Step>>>>,
+}
+
+impl Executor {
+    /// An executor with its own connection pool.
+    pub fn new(config: ExecutorConfig) -> Self {
+        Self {
+            client: SubgraphClient::new(config.subgraph_timeout, config.dedupe),
+        }
+    }
+
+    /// Runs `plan` with `variables`. `introspection` holds the already computed values of
+    /// the root `__schema` / `__type` fields, if the operation asked for them.
+    pub async fn execute(
+        &self,
+        supergraph: &Supergraph,
+        plan: &QueryPlan,
+        variables: &Map<String, Value>,
+        introspection: Option<Map<String, Value>>,
+    ) -> Response {
+        let mut run = Run {
+            supergraph,
+            variables,
+            data: Value::Object(Map::new()),
+            errors: Vec::new(),
+        };
+        if let Some(root) = &plan.root {
+            self.run_node(root, &mut run).await;
+        }
+        let empty = Map::new();
+        let gathered = run.data.as_object().unwrap_or(&empty);
+        let mut shaper = shape::Shaper {
+            api: &supergraph.api,
+            variables,
+            errors: Vec::new(),
+        };
+        let data = shaper.root(
+            gathered,
+            &plan.operation.root_type,
+            &plan.operation.selection,
+            introspection.as_ref(),
+        );
+        let mut errors = run.errors;
+        errors.extend(shaper.errors);
+        Response {
+            data: Some(data),
+            errors,
+        }
+    }
+
+    fn run_node<'a>(
+        &'a self,
+        node: &'a PlanNode,
+        run: &'a mut Run<'_>,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match node {
+                PlanNode::Fetch(fetch) => self.run_fetches(std::slice::from_ref(fetch), run).await,
+                PlanNode::Sequence(nodes) => {
+                    for child in nodes {
+                        self.run_node(child, run).await;
+                    }
+                }
+                PlanNode::Parallel(nodes) => {
+                    let mut fetches = Vec::new();
+                    let mut others = Vec::new();
+                    for child in nodes {
+                        match child {
+                            PlanNode::Fetch(fetch) => fetches.push(fetch.clone()),
+                            PlanNode::Condition { condition, node }
+                                if condition.holds(run.variables) =>
+                            {
+                                match &**node {
+                                    PlanNode::Fetch(fetch) => fetches.push(fetch.clone()),
+                                    other => others.push(other),
+                                }
+                            }
+                            PlanNode::Condition { .. } => {}
+                            other => others.push(other),
+                        }
+                    }
+                    self.run_fetches(&fetches, run).await;
+                    for other in others {
+                        self.run_node(other, run).await;
+                    }
+                }
+                PlanNode::Condition { condition, node } => {
+                    if condition.holds(run.variables) {
+                        self.run_node(node, run).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs fetches at the same time: prepares every request from the data so far, sends them
+    /// together, then merges each response in plan order.
+    async fn run_fetches(&self, fetches: &[Arc<FetchNode>], run: &mut Run<'_>) {
+        let prepared: Vec<Prepared> = fetches
+            .iter()
+            .filter_map(|fetch| prepare(fetch, run))
+            .collect();
+        let responses = join_all(prepared.iter().map(|p| {
+            let url = &run.supergraph.subgraph(p.fetch.graph).url;
+            self.client.post(url, p.body.clone())
+        }))
+        .await;
+        for (prepared, response) in prepared.into_iter().zip(responses) {
+            merge_response(run, prepared, response);
+        }
+    }
+}
+
+/// Builds the request of `fetch`; `None` when an entity fetch has no object to complete.
+fn prepare(fetch: &Arc<FetchNode>, run: &Run<'_>) -> Option<Prepared> {
+    let mut variables = Map::new();
+    for name in &fetch.variables {
+        if let Some(value) = run.variables.get(name.as_str()) {
+            variables.insert(name.to_string(), value.clone());
+        }
+    }
+    let mut origins = None;
+    if let Some(entities) = &fetch.entities {
+        let supergraph = run.supergraph;
+        let possible = |runtime: &str, condition: &Name| {
+            runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
+        };
+        let mut found = Vec::new();
+        for (location, object) in merge::objects_at(&run.data, &entities.path) {
+            let typename = object
+                .get("__typename")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !entities.type_filter.iter().any(|t| t == typename) {
+                continue;
+            }
+            if let Some(representation) = merge::representation(
+                object,
+                &entities.input,
+                &possible,
+                entities.rewrite_typename.as_ref(),
+            ) {
+                found.push((location, representation));
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        let (representations, locations) = merge::dedupe(found);
+        variables.insert("representations".into(), Value::Array(representations));
+        origins = Some(locations);
+    }
+    let body = json!({ "query": fetch.operation, "variables": variables });
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    Some(Prepared {
+        fetch: fetch.clone(),
+        body,
+        origins,
+    })
+}
+
+/// Merges one subgraph response into the run: data at the right places, errors at client
+/// paths.
+fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Value>, FetchError>) {
+    let service = prepared.fetch.service.clone();
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::warn!(subgraph = service, error = %err, "subgraph fetch failed");
+            let mut error = GraphQLError::new(
+                format!("request to subgraph \"{service}\" failed: {err}"),
+                codes::SUBGRAPH_FETCH_FAILED,
+            )
+            .with_extension("serviceName", service.clone());
+            if let Some(origins) = &prepared.origins
+                && let Some(first) = origins.first().and_then(|o| o.first())
+            {
+                error = error.with_path(first.iter().map(Step::to_json).collect());
+            }
+            run.errors.push(error);
+            return;
+        }
+    };
+    let data = response.get("data").cloned().unwrap_or(Value::Null);
+    match &prepared.origins {
+        None => merge::deep_merge(&mut run.data, data),
+        Some(origins) => {
+            let entities = match data {
+                Value::Object(mut object) => object.remove("_entities").unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            if let Value::Array(entities) = entities {
+                for (index, entity) in entities.into_iter().enumerate() {
+                    let Some(locations) = origins.get(index) else {
+                        break;
+                    };
+                    for location in locations {
+                        if let Some(target) = merge::at_mut(&mut run.data, location) {
+                            merge::deep_merge(target, entity.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(errors)) = response.get("errors") {
+        for error in errors {
+            run.errors
+                .push(subgraph_error(error, &service, prepared.origins.as_deref()));
+        }
+    }
+}
+
+/// A subgraph's error, with its path rewritten to the client's and the subgraph named.
+fn subgraph_error(
+    error: &Value,
+    service: &str,
+    origins: Option<&[Vec<Vec<Step>>]>,
+) -> GraphQLError {
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("subgraph error")
+        .to_owned();
+    let mut out = GraphQLError::new(message, "DOWNSTREAM_SERVICE_ERROR");
+    if let Some(Value::Object(extensions)) = error.get("extensions") {
+        for (key, value) in extensions {
+            out.extensions.insert(key.clone(), value.clone());
+        }
+    }
+    out.extensions
+        .insert("serviceName".into(), Value::String(service.to_owned()));
+    let path = error.get("path").and_then(Value::as_array);
+    out.path = match (path, origins) {
+        (Some(path), None) => Some(path.clone()),
+        (Some(path), Some(origins)) => entity_error_path(path, origins),
+        (None, _) => None,
+    };
+    out
+}
+
+/// `["_entities", i, ...rest]` → the path of the first object behind representation `i`,
+/// then `rest`.
+fn entity_error_path(path: &[Value], origins: &[Vec<Vec<Step>>]) -> Option<Vec<Value>> {
+    if path.first().and_then(Value::as_str) != Some("_entities") {
+        return None;
+    }
+    let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;
+    let origin = origins.get(index)?.first()?;
+    let mut out: Vec<Value> = origin.iter().map(Step::to_json).collect();
+    out.extend(path.iter().skip(2).cloned());
+    Some(out)
+}

@@ -1,0 +1,225 @@
+//! Shapes the client's response: walks the client's operation over the merged data, in the
+//! operation's field order with its aliases, answers `__typename`, drops fields fetched only
+//! as keys or requirements, and propagates nulls as the GraphQL spec says.
+
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{Name, Schema, ast};
+use serde_json::{Map, Value};
+
+use crate::error::{GraphQLError, codes};
+use crate::plan::operation::{Field, Selection, SelectionSet};
+
+/// A non-null position got null: the nearest nullable parent becomes null.
+#[derive(Debug)]
+pub struct Propagate;
+
+/// Shapes responses against the API schema.
+pub struct Shaper<'a> {
+    /// The API schema.
+    pub api: &'a Valid<Schema>,
+    /// The request's variables, for `@skip`/`@include`.
+    pub variables: &'a Map<String, Value>,
+    /// Errors found while shaping (e.g. enum values clients may not see).
+    pub errors: Vec<GraphQLError>,
+}
+
+impl<'a> Shaper<'a> {
+    /// Completes the root object.
+    pub fn root(
+        &mut self,
+        data: &Map<String, Value>,
+        root_type: &Name,
+        selection: &SelectionSet,
+        introspection: Option<&Map<String, Value>>,
+    ) -> Value {
+        let mut path = Vec::new();
+        let fields = self.collect(selection, root_type);
+        let mut out = Map::new();
+        for (key, field) in fields {
+            let value = match field.name.as_str() {
+                "__typename" => Ok(Value::String(root_type.to_string())),
+                "__schema" | "__type" => Ok(introspection
+                    .and_then(|i| i.get(key.as_str()))
+                    .cloned()
+                    .unwrap_or(Value::Null)),
+                _ => {
+                    path.push(Value::String(key.to_string()));
+                    let value = data.get(key.as_str()).unwrap_or(&Value::Null);
+                    let completed = self.complete(value, &field.ty, &field, &mut path);
+                    path.pop();
+                    completed
+                }
+            };
+            match value {
+                Ok(value) => {
+                    out.insert(key.to_string(), value);
+                }
+                Err(Propagate) => return Value::Null,
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The fields of `selection` that apply to an object of runtime type `runtime`, merged by
+    /// response key in first-seen order (CollectFields).
+    fn collect(&self, selection: &SelectionSet, runtime: &Name) -> Vec<(Name, Field)> {
+        let mut out: Vec<(Name, Field)> = Vec::new();
+        self.collect_into(selection, runtime, &mut out);
+        out
+    }
+
+    fn collect_into(&self, selection: &SelectionSet, runtime: &Name, out: &mut Vec<(Name, Field)>) {
+        for item in &selection.items {
+            match item {
+                Selection::Field(field) => {
+                    if !field.condition.holds(self.variables) {
+                        continue;
+                    }
+                    match out.iter_mut().find(|(key, _)| *key == field.key) {
+                        Some((_, existing)) => {
+                            crate::plan::operation::merge_into(
+                                &mut existing.selection,
+                                field.selection.clone(),
+                            );
+                        }
+                        None => out.push((field.key.clone(), field.clone())),
+                    }
+                }
+                Selection::Fragment(fragment) => {
+                    if fragment.condition.holds(self.variables)
+                        && self.applies(&fragment.on, runtime)
+                    {
+                        self.collect_into(&fragment.selection, runtime, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a fragment on `condition` applies to an object of type `runtime`.
+    fn applies(&self, condition: &Name, runtime: &Name) -> bool {
+        if condition == runtime {
+            return true;
+        }
+        match self.api.types.get(condition) {
+            Some(ExtendedType::Interface(_)) => match self.api.types.get(runtime) {
+                Some(ExtendedType::Object(o)) => {
+                    o.implements_interfaces.contains(condition.as_str())
+                }
+                Some(ExtendedType::Interface(i)) => {
+                    i.implements_interfaces.contains(condition.as_str())
+                }
+                _ => false,
+            },
+            Some(ExtendedType::Union(u)) => u.members.contains(runtime.as_str()),
+            _ => false,
+        }
+    }
+
+    fn complete(
+        &mut self,
+        value: &Value,
+        ty: &ast::Type,
+        field: &Field,
+        path: &mut Vec<Value>,
+    ) -> Result<Value, Propagate> {
+        match ty {
+            ast::Type::NonNullNamed(_) | ast::Type::NonNullList(_) => {
+                let nullable = ty.clone().nullable();
+                match self.complete(value, &nullable, field, path)? {
+                    Value::Null => Err(Propagate),
+                    completed => Ok(completed),
+                }
+            }
+            ast::Type::List(inner) => match value {
+                Value::Array(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for (index, item) in items.iter().enumerate() {
+                        path.push(Value::from(index));
+                        let completed = self.complete(item, inner, field, path);
+                        path.pop();
+                        match completed {
+                            Ok(v) => out.push(v),
+                            Err(Propagate) => return Ok(Value::Null),
+                        }
+                    }
+                    Ok(Value::Array(out))
+                }
+                _ => Ok(Value::Null),
+            },
+            ast::Type::Named(name) => self.complete_named(value, name, field, path),
+        }
+    }
+
+    fn complete_named(
+        &mut self,
+        value: &Value,
+        name: &Name,
+        field: &Field,
+        path: &mut Vec<Value>,
+    ) -> Result<Value, Propagate> {
+        if value.is_null() {
+            return Ok(Value::Null);
+        }
+        match self.api.types.get(name) {
+            Some(ExtendedType::Enum(enum_type)) => match value.as_str() {
+                Some(v) if enum_type.values.contains_key(v) => Ok(value.clone()),
+                _ => {
+                    self.errors.push(
+                        GraphQLError::new(
+                            format!("invalid value {value} for enum {name}"),
+                            codes::INTERNAL,
+                        )
+                        .with_path(path.clone()),
+                    );
+                    Ok(Value::Null)
+                }
+            },
+            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
+                let Value::Object(object) = value else {
+                    return Ok(Value::Null);
+                };
+                let runtime = match (
+                    self.api.types.get(name),
+                    object.get("__typename").and_then(Value::as_str),
+                ) {
+                    (Some(ExtendedType::Object(_)), _) | (_, None) => name.clone(),
+                    (_, Some(t)) => Name::new_unchecked(t),
+                };
+                if !matches!(self.api.types.get(&runtime), Some(ExtendedType::Object(_))) {
+                    // A type the API schema hides (or a missing `__typename`).
+                    return Ok(Value::Null);
+                }
+                match self.complete_object(object, &runtime, &field.selection, path) {
+                    Ok(v) => Ok(v),
+                    Err(Propagate) => Ok(Value::Null),
+                }
+            }
+            _ => Ok(value.clone()),
+        }
+    }
+
+    fn complete_object(
+        &mut self,
+        object: &Map<String, Value>,
+        runtime: &Name,
+        selection: &SelectionSet,
+        path: &mut Vec<Value>,
+    ) -> Result<Value, Propagate> {
+        let fields = self.collect(selection, runtime);
+        let mut out = Map::with_capacity(fields.len());
+        for (key, field) in fields {
+            if field.name == "__typename" {
+                out.insert(key.to_string(), Value::String(runtime.to_string()));
+                continue;
+            }
+            path.push(Value::String(key.to_string()));
+            let value = object.get(key.as_str()).unwrap_or(&Value::Null);
+            let completed = self.complete(value, &field.ty, &field, path);
+            path.pop();
+            out.insert(key.to_string(), completed?);
+        }
+        Ok(Value::Object(out))
+    }
+}

@@ -1,0 +1,26 @@
+//! Tessera's federation router: one GraphQL endpoint over any Federation v2 supergraph.
+//!
+//! # Layout
+//!
+//! A request flows through the modules in this order; each depends only on those before it.
+//!
+//! - [`supergraph`]: the supergraph SDL (Apollo's join spec) → a typed [`supergraph::Supergraph`]:
+//!   which subgraph resolves each type and field, keys, requires, provides, overrides, interface
+//!   objects; and the API schema that clients see (`@inaccessible` removed).
+//! - [`request`]: a client request → a validated operation, coerced variables, and the
+//!   introspection part answered from the API schema.
+//! - [`plan`]: operation → [`plan::QueryPlan`] (Fetch, Flatten, Sequence, Parallel, Condition).
+//!   Pure and synchronous; plans print as readable text.
+//! - [`execute`]: runs a plan against the subgraphs over pooled HTTP, merges the responses,
+//!   rewrites error paths and shapes the client's response with spec null propagation.
+//! - [`engine`]: the request pipeline that ties these together, with the plan cache.
+//! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`.
+//! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
+
+pub mod engine;
+pub mod error;
+pub mod execute;
+pub mod plan;
+pub mod request;
+pub mod server;
+pub mod supergraph;

@@ -1,0 +1,86 @@
+//! The query planner: a validated operation → a [`QueryPlan`]. Pure and synchronous.
+//!
+//! - [`operation`]: the client's operation normalized (fragments inlined, conditions kept).
+//! - `builder`: assigns fields to fetch groups, with entity hand-offs, keys and requires.
+//! - `emit`: turns the group graph into Sequence / Parallel / Flatten / Condition nodes and
+//!   writes each group's subgraph operation.
+//! - [`nodes`]: the plan's node types and their text and JSON forms.
+
+mod builder;
+mod emit;
+pub mod nodes;
+pub mod operation;
+pub mod text;
+
+use std::sync::Arc;
+
+use apollo_compiler::ExecutableDocument;
+use apollo_compiler::validation::Valid;
+
+pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan};
+pub use operation::{Condition, Operation, OperationKind};
+
+use crate::supergraph::Supergraph;
+
+/// Why an operation could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The operation name matches no operation (or several and no name).
+    #[error("unknown operation")]
+    UnknownOperation,
+    /// A field cannot be reached from any subgraph.
+    #[error("cannot plan {0}: no subgraph can resolve it from here")]
+    Unsatisfiable(String),
+}
+
+/// Plans operation `operation_name` of `document`.
+pub fn plan(
+    supergraph: &Supergraph,
+    document: &Valid<ExecutableDocument>,
+    operation_name: Option<&str>,
+) -> Result<QueryPlan, PlanError> {
+    let operation = document
+        .operations
+        .get(operation_name)
+        .map_err(|_| PlanError::UnknownOperation)?;
+    let operation = Operation::from_executable(document, operation);
+    plan_operation(supergraph, operation)
+}
+
+/// Plans a normalized operation.
+pub fn plan_operation(
+    supergraph: &Supergraph,
+    operation: Operation,
+) -> Result<QueryPlan, PlanError> {
+    let mut builder = builder::Builder::new(supergraph);
+    let root_type = operation.root_type.clone();
+    let sequential = operation.kind == OperationKind::Mutation;
+    for field in root_fields(&operation.selection) {
+        if field.name == "__typename" || field.name == "__schema" || field.name == "__type" {
+            continue;
+        }
+        builder.plan_root_field(&root_type, &field, sequential)?;
+    }
+    let root = emit::emit(supergraph, &operation, &builder.groups);
+    Ok(QueryPlan {
+        operation: Arc::new(operation),
+        root,
+    })
+}
+
+/// Root fields with the conditions of the root fragments they sit in.
+fn root_fields(selection: &operation::SelectionSet) -> Vec<operation::Field> {
+    let mut out = Vec::new();
+    for item in &selection.items {
+        match item {
+            operation::Selection::Field(field) => out.push(field.clone()),
+            operation::Selection::Fragment(fragment) => {
+                for mut field in root_fields(&fragment.selection) {
+                    field.condition = field.condition.and(&fragment.condition);
+                    out.push(field);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,229 @@
+//! The plan's nodes and how they print.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use apollo_compiler::Name;
+use serde_json::{Value, json};
+
+use super::operation::{Condition, Operation, SelectionSet};
+use super::text::write_selection;
+use crate::supergraph::GraphId;
+
+/// One step of a response path: a response key, or every element of a list (`@`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PathElem {
+    /// The value under this response key.
+    Key(Name),
+    /// Each element of a list.
+    List,
+}
+
+/// Prints a path as `products.@.reviews`.
+pub fn path_text(path: &[PathElem]) -> String {
+    let parts: Vec<&str> = path
+        .iter()
+        .map(|elem| match elem {
+            PathElem::Key(key) => key.as_str(),
+            PathElem::List => "@",
+        })
+        .collect();
+    parts.join(".")
+}
+
+/// What an entity fetch sends and where its results go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityFetch {
+    /// Where the objects to complete are, in the data gathered so far.
+    pub path: Vec<PathElem>,
+    /// The `__typename`s of objects this fetch completes.
+    pub type_filter: Vec<Name>,
+    /// The shape of each representation: `__typename`, key and required fields.
+    pub input: SelectionSet,
+    /// The `__typename` to send instead of the object's (for `@interfaceObject` subgraphs).
+    pub rewrite_typename: Option<Name>,
+}
+
+/// One request to one subgraph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchNode {
+    /// The subgraph.
+    pub graph: GraphId,
+    /// The subgraph's name.
+    pub service: String,
+    /// The operation text sent.
+    pub operation: String,
+    /// The client variables the operation uses.
+    pub variables: Vec<Name>,
+    /// `Some` for an `_entities` fetch.
+    pub entities: Option<EntityFetch>,
+}
+
+/// A node of a query plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanNode {
+    /// One request; an entity fetch is shown as `Flatten(path) { Fetch }`.
+    Fetch(Arc<FetchNode>),
+    /// Children one after another.
+    Sequence(Vec<PlanNode>),
+    /// Children at the same time.
+    Parallel(Vec<PlanNode>),
+    /// The child runs only when the `@skip`/`@include` variables say so.
+    Condition {
+        /// The condition.
+        condition: Condition,
+        /// What runs when it holds.
+        node: Box<PlanNode>,
+    },
+}
+
+/// A query plan: what to fetch, in which order, and the normalized operation that shapes the
+/// response.
+#[derive(Debug, Clone)]
+pub struct QueryPlan {
+    /// The client's operation, normalized.
+    pub operation: Arc<Operation>,
+    /// The fetches; `None` when nothing needs fetching (only `__typename` or introspection).
+    pub root: Option<PlanNode>,
+}
+
+impl QueryPlan {
+    /// The plan as JSON, for `extensions.queryPlan`.
+    pub fn to_json(&self) -> Value {
+        json!({ "kind": "QueryPlan", "node": self.root.as_ref().map(node_json) })
+    }
+
+    /// Every fetch of the plan.
+    pub fn fetches(&self) -> Vec<&Arc<FetchNode>> {
+        let mut out = Vec::new();
+        if let Some(root) = &self.root {
+            collect_fetches(root, &mut out);
+        }
+        out
+    }
+}
+
+fn collect_fetches<'a>(node: &'a PlanNode, out: &mut Vec<&'a Arc<FetchNode>>) {
+    match node {
+        PlanNode::Fetch(fetch) => out.push(fetch),
+        PlanNode::Sequence(nodes) | PlanNode::Parallel(nodes) => {
+            nodes.iter().for_each(|n| collect_fetches(n, out));
+        }
+        PlanNode::Condition { node, .. } => collect_fetches(node, out),
+    }
+}
+
+fn node_json(node: &PlanNode) -> Value {
+    match node {
+        PlanNode::Fetch(fetch) => {
+            let fetch_json = json!({
+                "kind": "Fetch",
+                "serviceName": fetch.service,
+                "variableUsages": fetch.variables.iter().map(Name::as_str).collect::<Vec<_>>(),
+                "operation": fetch.operation,
+            });
+            match &fetch.entities {
+                Some(entities) => json!({
+                    "kind": "Flatten",
+                    "path": entities.path.iter().map(|p| match p {
+                        PathElem::Key(k) => k.as_str(),
+                        PathElem::List => "@",
+                    }).collect::<Vec<_>>(),
+                    "node": fetch_json,
+                }),
+                None => fetch_json,
+            }
+        }
+        PlanNode::Sequence(nodes) => {
+            json!({ "kind": "Sequence", "nodes": nodes.iter().map(node_json).collect::<Vec<_>>() })
+        }
+        PlanNode::Parallel(nodes) => {
+            json!({ "kind": "Parallel", "nodes": nodes.iter().map(node_json).collect::<Vec<_>>() })
+        }
+        PlanNode::Condition { condition, node } => json!({
+            "kind": "Condition",
+            "condition": condition.0.iter().map(|(v, expected)| json!({ "variable": v.as_str(), "is": expected })).collect::<Vec<_>>(),
+            "node": node_json(node),
+        }),
+    }
+}
+
+impl fmt::Display for QueryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::from("QueryPlan {\n");
+        if let Some(root) = &self.root {
+            write_node(&mut out, root, 1);
+        }
+        out.push('}');
+        f.write_str(&out)
+    }
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn write_node(out: &mut String, node: &PlanNode, level: usize) {
+    match node {
+        PlanNode::Fetch(fetch) => write_fetch(out, fetch, level),
+        PlanNode::Sequence(nodes) | PlanNode::Parallel(nodes) => {
+            indent(out, level);
+            out.push_str(if matches!(node, PlanNode::Sequence(_)) {
+                "Sequence {\n"
+            } else {
+                "Parallel {\n"
+            });
+            for child in nodes {
+                write_node(out, child, level + 1);
+            }
+            indent(out, level);
+            out.push_str("},\n");
+        }
+        PlanNode::Condition { condition, node } => {
+            indent(out, level);
+            let parts: Vec<String> = condition
+                .0
+                .iter()
+                .map(|(v, expected)| {
+                    if *expected {
+                        format!("${v}")
+                    } else {
+                        format!("!${v}")
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "Include(if: {}) {{", parts.join(" && "));
+            write_node(out, node, level + 1);
+            indent(out, level);
+            out.push_str("},\n");
+        }
+    }
+}
+
+fn write_fetch(out: &mut String, fetch: &FetchNode, level: usize) {
+    let mut level = level;
+    if let Some(entities) = &fetch.entities {
+        indent(out, level);
+        let _ = writeln!(out, "Flatten(path: \"{}\") {{", path_text(&entities.path));
+        level += 1;
+    }
+    indent(out, level);
+    let _ = writeln!(out, "Fetch(service: \"{}\") {{", fetch.service);
+    if let Some(entities) = &fetch.entities {
+        indent(out, level + 1);
+        let mut input = String::new();
+        write_selection(&mut input, &entities.input);
+        let _ = writeln!(out, "{input} =>");
+    }
+    indent(out, level + 1);
+    out.push_str(&fetch.operation);
+    out.push('\n');
+    indent(out, level);
+    out.push_str("},\n");
+    if fetch.entities.is_some() {
+        indent(out, level - 1);
+        out.push_str("},\n");
+    }
+}

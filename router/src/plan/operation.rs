@@ -1,0 +1,380 @@
+//! The client's operation, normalized for planning and for shaping responses: named fragments
+//! inlined, literal `@skip`/`@include` evaluated, variable ones kept as [`Condition`]s, and
+//! fields with the same response key merged.
+
+use apollo_compiler::Name;
+use apollo_compiler::ast::{self, Value};
+use apollo_compiler::executable::{self, ExecutableDocument};
+
+/// `@skip`/`@include` on variables: every `(variable, expected)` must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Condition(pub Vec<(Name, bool)>);
+
+impl Condition {
+    /// Whether there is no condition.
+    pub fn is_always(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Both conditions.
+    pub fn and(&self, other: &Condition) -> Condition {
+        let mut all = self.0.clone();
+        for item in &other.0 {
+            if !all.contains(item) {
+                all.push(item.clone());
+            }
+        }
+        all.sort();
+        Condition(all)
+    }
+
+    /// Evaluates the condition with `variables` (a missing variable counts as false).
+    pub fn holds(&self, variables: &serde_json::Map<String, serde_json::Value>) -> bool {
+        self.0.iter().all(|(name, expected)| {
+            variables
+                .get(name.as_str())
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false)
+                == *expected
+        })
+    }
+}
+
+/// A selection set, in the order the client wrote it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SelectionSet {
+    /// The selections.
+    pub items: Vec<Selection>,
+}
+
+/// A field or an inline fragment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// A field.
+    Field(Field),
+    /// An inline fragment (named fragments are inlined as these).
+    Fragment(Fragment),
+}
+
+/// A field selection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The response key: the alias, or else the name.
+    pub key: Name,
+    /// The field's name.
+    pub name: Name,
+    /// The alias, if any.
+    pub alias: Option<Name>,
+    /// The arguments as GraphQL text, `(a: 1, b: $v)`, or empty.
+    pub args: String,
+    /// Variables used by the arguments.
+    pub vars: Vec<Name>,
+    /// When the field is included.
+    pub condition: Condition,
+    /// The field's type (as the schema declares it).
+    pub ty: ast::Type,
+    /// Sub-selections; empty for leaves.
+    pub selection: SelectionSet,
+}
+
+impl Field {
+    /// A plain field without arguments, alias or condition.
+    pub fn plain(name: Name, ty: ast::Type) -> Self {
+        Self {
+            key: name.clone(),
+            name,
+            alias: None,
+            args: String::new(),
+            vars: Vec::new(),
+            condition: Condition::default(),
+            ty,
+            selection: SelectionSet::default(),
+        }
+    }
+
+    /// The field's named (innermost) type.
+    pub fn type_name(&self) -> &Name {
+        self.ty.inner_named_type()
+    }
+}
+
+/// An inline fragment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fragment {
+    /// The type condition (the parent type when the client wrote none).
+    pub on: Name,
+    /// When the fragment applies.
+    pub condition: Condition,
+    /// Its selections.
+    pub selection: SelectionSet,
+}
+
+/// What kind of operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationKind {
+    /// `query`.
+    Query,
+    /// `mutation`.
+    Mutation,
+    /// `subscription`.
+    Subscription,
+}
+
+impl OperationKind {
+    /// The GraphQL keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Mutation => "mutation",
+            Self::Subscription => "subscription",
+        }
+    }
+}
+
+/// A variable definition, kept as text for subgraph operations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariableDef {
+    /// Name, without `$`.
+    pub name: Name,
+    /// `$name: Type = default` as GraphQL text.
+    pub text: String,
+}
+
+/// A normalized operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// Query, mutation or subscription.
+    pub kind: OperationKind,
+    /// The root type's name.
+    pub root_type: Name,
+    /// The operation's variables.
+    pub variables: Vec<VariableDef>,
+    /// The root selection set.
+    pub selection: SelectionSet,
+}
+
+impl Operation {
+    /// Normalizes `operation` of `document`.
+    pub fn from_executable(
+        document: &ExecutableDocument,
+        operation: &executable::Operation,
+    ) -> Self {
+        let kind = match operation.operation_type {
+            ast::OperationType::Query => OperationKind::Query,
+            ast::OperationType::Mutation => OperationKind::Mutation,
+            ast::OperationType::Subscription => OperationKind::Subscription,
+        };
+        let variables = operation
+            .variables
+            .iter()
+            .map(|v| VariableDef {
+                name: v.name.clone(),
+                text: v.to_string(),
+            })
+            .collect();
+        Self {
+            kind,
+            root_type: operation.selection_set.ty.clone(),
+            variables,
+            selection: normalize(document, &operation.selection_set, &Condition::default(), 0),
+        }
+    }
+}
+
+/// How deep fragments may nest while inlining (validation already rejects cycles).
+const MAX_INLINE_DEPTH: usize = 256;
+
+/// Converts an executable selection set (from an operation or a field set).
+pub fn normalize(
+    document: &ExecutableDocument,
+    set: &executable::SelectionSet,
+    _inherited: &Condition,
+    depth: usize,
+) -> SelectionSet {
+    let mut out = SelectionSet::default();
+    if depth > MAX_INLINE_DEPTH {
+        return out;
+    }
+    for selection in &set.selections {
+        match selection {
+            executable::Selection::Field(field) => {
+                let Some(condition) = condition_of(&field.directives) else {
+                    continue;
+                };
+                let mut vars = Vec::new();
+                for arg in &field.arguments {
+                    collect_vars(&arg.value, &mut vars);
+                }
+                let args = if field.arguments.is_empty() {
+                    String::new()
+                } else {
+                    let parts: Vec<String> = field
+                        .arguments
+                        .iter()
+                        .map(|a| format!("{}: {}", a.name, a.value))
+                        .collect();
+                    format!("({})", parts.join(", "))
+                };
+                let normalized = Field {
+                    key: field.response_key().clone(),
+                    name: field.name.clone(),
+                    alias: field.alias.clone(),
+                    args,
+                    vars,
+                    condition,
+                    ty: field.definition.ty.clone(),
+                    selection: normalize(
+                        document,
+                        &field.selection_set,
+                        &Condition::default(),
+                        depth + 1,
+                    ),
+                };
+                push_field(&mut out, normalized);
+            }
+            executable::Selection::InlineFragment(fragment) => {
+                let Some(condition) = condition_of(&fragment.directives) else {
+                    continue;
+                };
+                let on = fragment
+                    .type_condition
+                    .clone()
+                    .unwrap_or_else(|| set.ty.clone());
+                let selection = normalize(
+                    document,
+                    &fragment.selection_set,
+                    &Condition::default(),
+                    depth + 1,
+                );
+                push_fragment(&mut out, &set.ty, on, condition, selection);
+            }
+            executable::Selection::FragmentSpread(spread) => {
+                let Some(condition) = condition_of(&spread.directives) else {
+                    continue;
+                };
+                let Some(def) = document.fragments.get(&spread.fragment_name) else {
+                    continue;
+                };
+                let selection = normalize(
+                    document,
+                    &def.selection_set,
+                    &Condition::default(),
+                    depth + 1,
+                );
+                push_fragment(
+                    &mut out,
+                    &set.ty,
+                    def.type_condition().clone(),
+                    condition,
+                    selection,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Adds a field, merging it into an earlier one with the same key and condition.
+pub fn push_field(out: &mut SelectionSet, field: Field) {
+    for item in &mut out.items {
+        if let Selection::Field(existing) = item
+            && existing.key == field.key
+            && existing.condition == field.condition
+            && existing.name == field.name
+            && existing.args == field.args
+        {
+            merge_into(&mut existing.selection, field.selection);
+            return;
+        }
+    }
+    out.items.push(Selection::Field(field));
+}
+
+/// Adds an inline fragment; one on the parent type without a condition is flattened.
+fn push_fragment(
+    out: &mut SelectionSet,
+    parent: &Name,
+    on: Name,
+    condition: Condition,
+    selection: SelectionSet,
+) {
+    if &on == parent && condition.is_always() {
+        merge_into(out, selection);
+        return;
+    }
+    for item in &mut out.items {
+        if let Selection::Fragment(existing) = item
+            && existing.on == on
+            && existing.condition == condition
+        {
+            merge_into(&mut existing.selection, selection);
+            return;
+        }
+    }
+    out.items.push(Selection::Fragment(Fragment {
+        on,
+        condition,
+        selection,
+    }));
+}
+
+/// Merges `other`'s selections into `target`.
+pub fn merge_into(target: &mut SelectionSet, other: SelectionSet) {
+    for item in other.items {
+        match item {
+            Selection::Field(field) => push_field(target, field),
+            Selection::Fragment(fragment) => {
+                let mut merged = false;
+                for existing in &mut target.items {
+                    if let Selection::Fragment(e) = existing
+                        && e.on == fragment.on
+                        && e.condition == fragment.condition
+                    {
+                        merge_into(&mut e.selection, fragment.selection.clone());
+                        merged = true;
+                        break;
+                    }
+                }
+                if !merged {
+                    target.items.push(Selection::Fragment(fragment));
+                }
+            }
+        }
+    }
+}
+
+/// The condition of `@skip`/`@include`, or `None` when a literal excludes the selection.
+fn condition_of(directives: &executable::DirectiveList) -> Option<Condition> {
+    let mut condition = Vec::new();
+    for directive in directives.iter() {
+        let expected = match directive.name.as_str() {
+            "include" => true,
+            "skip" => false,
+            _ => continue,
+        };
+        match directive.specified_argument_by_name("if").map(|v| &**v) {
+            Some(Value::Boolean(value)) => {
+                if *value != expected {
+                    return None;
+                }
+            }
+            Some(Value::Variable(name)) => condition.push((name.clone(), expected)),
+            _ => {}
+        }
+    }
+    condition.sort();
+    Some(Condition(condition))
+}
+
+fn collect_vars(value: &Value, out: &mut Vec<Name>) {
+    match value {
+        Value::Variable(name) => {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        Value::List(items) => items.iter().for_each(|v| collect_vars(v, out)),
+        Value::Object(fields) => fields.iter().for_each(|(_, v)| collect_vars(v, out)),
+        _ => {}
+    }
+}

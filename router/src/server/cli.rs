@@ -1,0 +1,253 @@
+//! The `tessera` command line: `tessera router …` serves a supergraph, `tessera plan …` prints
+//! the plan of one operation. Flags can also come from `TESSERA_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use super::ServerConfig;
+use crate::engine::{Engine, EngineConfig};
+use crate::execute::ExecutorConfig;
+use crate::request::{self, Limits};
+use crate::supergraph::Supergraph;
+
+/// Tessera's federation router.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the supergraph's API over HTTP.
+    Router(RouterArgs),
+    /// Print the query plan of one operation.
+    Plan(PlanArgs),
+}
+
+/// `tessera router`.
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    /// The supergraph SDL file.
+    #[arg(long, env = "TESSERA_SUPERGRAPH")]
+    pub supergraph: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+    /// Timeout of one subgraph request, in milliseconds.
+    #[arg(long, env = "TESSERA_SUBGRAPH_TIMEOUT_MS", default_value_t = 30_000)]
+    pub subgraph_timeout_ms: u64,
+    /// Share identical in-flight subgraph requests.
+    #[arg(long, env = "TESSERA_DEDUPE")]
+    pub dedupe: bool,
+    /// Deepest field nesting of an operation.
+    #[arg(long, env = "TESSERA_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Most field selections (aliases included) of an operation, fragments expanded.
+    #[arg(long, env = "TESSERA_MAX_ALIASES", default_value_t = Limits::default().max_aliases)]
+    pub max_aliases: usize,
+    /// Longest query text, in bytes.
+    #[arg(long, env = "TESSERA_MAX_QUERY_BYTES", default_value_t = Limits::default().max_query_bytes)]
+    pub max_query_bytes: usize,
+    /// Most tokens in a query.
+    #[arg(long, env = "TESSERA_MAX_TOKENS", default_value_t = Limits::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Validated documents and plans kept in the cache (0 turns it off).
+    #[arg(long, env = "TESSERA_PLAN_CACHE_SIZE", default_value_t = EngineConfig::default().plan_cache_size)]
+    pub plan_cache_size: usize,
+    /// Refuse `__schema` and `__type`.
+    #[arg(long, env = "TESSERA_NO_INTROSPECTION")]
+    pub no_introspection: bool,
+    /// Do not serve GraphiQL to browsers.
+    #[arg(long, env = "TESSERA_NO_GRAPHIQL")]
+    pub no_graphiql: bool,
+}
+
+impl RouterArgs {
+    /// The request limits these flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_aliases: self.max_aliases,
+            max_query_bytes: self.max_query_bytes,
+            max_tokens: self.max_tokens,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// The engine configuration these flags set.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            limits: self.limits(),
+            executor: ExecutorConfig {
+                subgraph_timeout: Duration::from_millis(self.subgraph_timeout_ms),
+                dedupe: self.dedupe,
+            },
+            plan_cache_size: self.plan_cache_size,
+            introspection: !self.no_introspection,
+        }
+    }
+
+    /// The HTTP configuration these flags set.
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            graphiql: !self.no_graphiql,
+        }
+    }
+}
+
+/// `tessera plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The supergraph SDL file.
+    #[arg(long, env = "TESSERA_SUPERGRAPH")]
+    pub supergraph: PathBuf,
+    /// The file holding the operation.
+    #[arg(long)]
+    pub query: PathBuf,
+    /// Which operation of the file to plan.
+    #[arg(long)]
+    pub operation_name: Option<String>,
+}
+
+/// Reads and loads a supergraph file.
+pub fn load_supergraph(path: &Path) -> anyhow::Result<Supergraph> {
+    let sdl = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the supergraph {}", path.display()))?;
+    Supergraph::parse(&sdl)
+        .with_context(|| format!("cannot load the supergraph {}", path.display()))
+}
+
+/// `tessera router`: loads the supergraph, binds, and serves until Ctrl-C or SIGTERM.
+pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
+    let supergraph = load_supergraph(&args.supergraph)?;
+    tracing::info!(
+        supergraph = %args.supergraph.display(),
+        subgraphs = supergraph.subgraphs.len(),
+        "supergraph loaded"
+    );
+    let engine = Arc::new(Engine::new(supergraph, args.engine_config()));
+    let app = super::app(engine, &args.server_config());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr().unwrap_or(args.listen);
+    tracing::info!(%address, "router listening; GraphQL on /graphql");
+    super::serve(listener, app, super::shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("router stopped");
+    Ok(())
+}
+
+/// `tessera plan`: the plan's text, or why there is none.
+pub fn plan_command(args: &PlanArgs) -> anyhow::Result<String> {
+    let supergraph = load_supergraph(&args.supergraph)?;
+    let query = std::fs::read_to_string(&args.query)
+        .with_context(|| format!("cannot read the query {}", args.query.display()))?;
+    let document = request::parse_and_validate(&supergraph.api, &query, &Limits::default())
+        .map_err(|errors| anyhow::anyhow!(describe(&errors)))?;
+    request::select_operation(&document, args.operation_name.as_deref())
+        .map_err(|error| anyhow::anyhow!(error.message))?;
+    let plan = crate::plan::plan(&supergraph, &document, args.operation_name.as_deref())
+        .context("the operation could not be planned")?;
+    Ok(plan.to_string())
+}
+
+fn describe(errors: &[crate::error::GraphQLError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let at = e
+                .locations
+                .first()
+                .map(|l| format!(" at {}:{}", l.line, l.column))
+                .unwrap_or_default();
+            format!("{}{at} ({})", e.message, e.code().unwrap_or("-"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_flags_map_to_the_configuration() {
+        let cli = Cli::try_parse_from([
+            "tessera",
+            "router",
+            "--supergraph",
+            "s.graphql",
+            "--listen",
+            "0.0.0.0:5000",
+            "--subgraph-timeout-ms",
+            "1500",
+            "--dedupe",
+            "--max-depth",
+            "10",
+            "--max-aliases",
+            "20",
+            "--no-introspection",
+        ])
+        .expect("valid command line");
+        let Command::Router(args) = cli.command else {
+            panic!("router subcommand");
+        };
+        let config = args.engine_config();
+        assert_eq!(args.listen.port(), 5000);
+        assert_eq!(
+            config.executor.subgraph_timeout,
+            Duration::from_millis(1500)
+        );
+        assert!(config.executor.dedupe);
+        assert_eq!(config.limits.max_depth, 10);
+        assert_eq!(config.limits.max_aliases, 20);
+        assert_eq!(
+            config.limits.max_query_bytes,
+            Limits::default().max_query_bytes
+        );
+        assert!(!config.introspection);
+        assert!(args.server_config().graphiql);
+    }
+
+    #[test]
+    fn plan_command_requires_a_query() {
+        assert!(Cli::try_parse_from(["tessera", "plan", "--supergraph", "s.graphql"]).is_err());
+    }
+
+    #[test]
+    fn plan_command_reports_validation_errors() {
+        let dir = std::env::temp_dir().join(format!("tessera-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let supergraph = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/supergraph.graphql"
+        );
+        let query = dir.join("q.graphql");
+        std::fs::write(&query, "{ product(upc: \"1\") { cost } }").expect("write query");
+        let err = plan_command(&PlanArgs {
+            supergraph: supergraph.into(),
+            query,
+            operation_name: None,
+        })
+        .expect_err("cost is inaccessible");
+        assert!(
+            err.to_string().contains("GRAPHQL_VALIDATION_FAILED"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,296 @@
+//! The `/graphql` handlers: turn HTTP into a [`GraphQLRequest`] and an [`EngineResponse`] back
+//! into HTTP. Anything wrong with the HTTP request itself is answered here, as a GraphQL error.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Served;
+use super::negotiate::Accept;
+use crate::engine::{EngineResponse, RequestContext, RequestFailure, ResponseMediaType};
+use crate::error::{GraphQLError, codes};
+use crate::request::{GraphQLRequest, extra_codes};
+
+/// The header that asks for the query plan in `extensions`.
+pub const EXPOSE_QUERY_PLAN_HEADER: &str = "tessera-expose-query-plan";
+
+/// The GraphiQL page; it loads GraphiQL from a CDN in the user's browser.
+const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
+
+/// `POST /graphql`.
+pub(super) async fn post_graphql(
+    State(state): State<Served>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let media_type = Accept::from_headers(&headers).graphql_media_type();
+    if !is_json_content(&headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media_type,
+            codes::BAD_REQUEST,
+            "the request body must be `application/json`",
+        );
+    }
+    let limit = state.engine.config().limits.max_body_bytes;
+    let bytes = match read_body(&headers, body, limit).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response.into_http(media_type),
+    };
+    let request = match parse_body(&bytes) {
+        Ok(request) => request,
+        Err(message) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                media_type,
+                codes::BAD_REQUEST,
+                &message,
+            );
+        }
+    };
+    let ctx = RequestContext {
+        is_get: false,
+        expose_plan: expose_plan(&headers),
+        media_type,
+    };
+    state
+        .engine
+        .handle(request, ctx)
+        .await
+        .into_http(media_type)
+}
+
+/// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
+pub(super) async fn get_graphql(
+    State(state): State<Served>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let accept = Accept::from_headers(&headers);
+    let media_type = accept.graphql_media_type();
+    let params = match Query::<GetParams>::try_from_uri(&uri) {
+        Ok(Query(params)) => params,
+        Err(err) => {
+            let message = format!("the query string is not a GraphQL request: {err}");
+            return error(
+                StatusCode::BAD_REQUEST,
+                media_type,
+                codes::BAD_REQUEST,
+                &message,
+            );
+        }
+    };
+    if params.query.is_none() && state.graphiql && accept.wants_html() {
+        return Html(GRAPHIQL_HTML).into_response();
+    }
+    let request = match params.into_request() {
+        Ok(request) => request,
+        Err(message) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                media_type,
+                codes::BAD_REQUEST,
+                &message,
+            );
+        }
+    };
+    let ctx = RequestContext {
+        is_get: true,
+        expose_plan: expose_plan(&headers),
+        media_type,
+    };
+    state
+        .engine
+        .handle(request, ctx)
+        .await
+        .into_http(media_type)
+}
+
+/// `/`: GraphiQL for a browser, else nothing.
+pub(super) async fn root(State(state): State<Served>, headers: HeaderMap) -> Response {
+    if state.graphiql && Accept::from_headers(&headers).wants_html() {
+        return Html(GRAPHIQL_HTML).into_response();
+    }
+    not_found(headers).await
+}
+
+/// `GET /health`.
+pub(super) async fn health() -> Response {
+    (
+        [(CONTENT_TYPE, "application/json; charset=utf-8")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+/// Any other method on `/graphql`.
+pub(super) async fn method_not_allowed(headers: HeaderMap) -> Response {
+    let media_type = Accept::from_headers(&headers).graphql_media_type();
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        media_type,
+        codes::METHOD_NOT_ALLOWED,
+        "`/graphql` accepts GET and POST",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+    response
+}
+
+/// Any other path.
+pub(super) async fn not_found(headers: HeaderMap) -> Response {
+    let media_type = Accept::from_headers(&headers).graphql_media_type();
+    error(
+        StatusCode::NOT_FOUND,
+        media_type,
+        extra_codes::NOT_FOUND,
+        "not found; GraphQL is served on `/graphql`",
+    )
+}
+
+/// GET parameters: `variables` and `extensions` are JSON text.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl GetParams {
+    fn into_request(self) -> Result<GraphQLRequest, String> {
+        Ok(GraphQLRequest {
+            query: self.query,
+            operation_name: self.operation_name.filter(|n| !n.is_empty()),
+            variables: json_object_param("variables", self.variables.as_deref())?,
+            extensions: json_object_param("extensions", self.extensions.as_deref())?,
+        })
+    }
+}
+
+/// A JSON object (or `null`, or nothing) given as a GET parameter.
+fn json_object_param(name: &str, text: Option<&str>) -> Result<Option<Map<String, Value>>, String> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Null) => Ok(None),
+        Ok(_) => Err(format!("`{name}` must be a JSON object")),
+        Err(err) => Err(format!("`{name}` is not valid JSON: {err}")),
+    }
+}
+
+/// Whether the body is declared as JSON (or not declared at all). Refusing form and text bodies
+/// also keeps browsers from sending cross-site "simple" POSTs that skip CORS preflight.
+fn is_json_content(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return true;
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, EngineResponse> {
+    let too_large = || {
+        EngineResponse::failure(
+            RequestFailure::Malformed,
+            ResponseMediaType::Json,
+            vec![GraphQLError::new(
+                format!("the request body is larger than {limit} bytes"),
+                codes::LIMIT_EXCEEDED,
+            )],
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let inner = err.into_inner();
+        if inner.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            tracing::debug!(error = %inner, "could not read the request body");
+            EngineResponse::failure(
+                RequestFailure::Malformed,
+                ResponseMediaType::Json,
+                vec![GraphQLError::new(
+                    "the request body could not be read",
+                    codes::BAD_REQUEST,
+                )],
+            )
+        }
+    })
+}
+
+fn parse_body(bytes: &[u8]) -> Result<GraphQLRequest, String> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(object)) => serde_json::from_value(Value::Object(object))
+            .map_err(|err| format!("the body is not a GraphQL request: {err}")),
+        Ok(Value::Array(_)) => Err("batched requests are not supported".to_owned()),
+        Ok(_) => Err("the body is not a GraphQL request: expected a JSON object".to_owned()),
+        Err(err) => Err(format!("the body is not valid JSON: {err}")),
+    }
+}
+
+fn expose_plan(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPOSE_QUERY_PLAN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+fn error(status: StatusCode, media_type: ResponseMediaType, code: &str, message: &str) -> Response {
+    EngineResponse::failure(
+        RequestFailure::Malformed,
+        media_type,
+        vec![GraphQLError::new(message, code)],
+    )
+    .with_status(status)
+    .into_http(media_type)
+}
+
+impl EngineResponse {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The HTTP response: the body as JSON of `media_type`; a 405 names the allowed method.
+    fn into_http(self, media_type: ResponseMediaType) -> Response {
+        let body = serde_json::to_vec(&self.body).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "could not serialize a response");
+            br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
+        });
+        let mut response = (
+            self.status,
+            [(CONTENT_TYPE, media_type.content_type())],
+            body,
+        )
+            .into_response();
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}

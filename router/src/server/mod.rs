@@ -1,0 +1,125 @@
+//! The router's HTTP app (axum 0.8):
+//!
+//! - `POST /graphql`: a JSON GraphQL request;
+//! - `GET /graphql?query=…&operationName=…&variables=…&extensions=…`: queries only;
+//! - `GET /graphql` or `GET /` from a browser (`Accept: text/html`, no `query`): GraphiQL;
+//! - `GET /health`: `{"status":"ok"}` once the supergraph is loaded (the app exists only then).
+//!
+//! Every error body, down to unknown routes and methods, is a GraphQL error with
+//! `extensions.code`. Responses are `application/graphql-response+json` or `application/json`
+//! as the `Accept` header asks ([`negotiate`]); requests carry an `x-request-id` (kept from the
+//! client or made up) that the trace span records and the response echoes.
+//!
+//! - [`graphql`]: the `/graphql` handlers.
+//! - [`negotiate`]: `Accept` parsing.
+//! - [`cli`]: the `tessera` command line and the `router` / `plan` commands.
+
+pub mod cli;
+mod graphql;
+mod negotiate;
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderName;
+use axum::routing::{any, get};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// HTTP-level settings (request limits live in the engine's [`crate::request::Limits`]).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Serve GraphiQL to browsers on `GET /` and `GET /graphql`.
+    pub graphiql: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { graphiql: true }
+    }
+}
+
+/// State shared by the handlers.
+#[derive(Debug, Clone)]
+struct Served {
+    engine: Arc<Engine>,
+    graphiql: bool,
+}
+
+/// Builds the router's HTTP app around `engine`.
+pub fn app(engine: Arc<Engine>, config: &ServerConfig) -> Router {
+    let state = Served {
+        engine,
+        graphiql: config.graphiql,
+    };
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get_graphql)
+                .post(graphql::post_graphql)
+                .fallback(graphql::method_not_allowed),
+        )
+        .route("/", any(graphql::root))
+        .route("/health", get(graphql::health))
+        .fallback(graphql::not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Tests bind `127.0.0.1:0` and pass the listener in.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
