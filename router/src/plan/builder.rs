@@ -224,7 +224,9 @@ impl<'a> Builder<'a> {
             return true;
         }
         match self.sg.join.field_in(parent, field, graph) {
-            Some(f) if f.resolves() => true,
+            // A field with `@requires` needs its inputs in a representation: only an entity
+            // fetch can give them, even from its own subgraph.
+            Some(f) if f.resolves() => f.requires.is_none(),
             Some(_) => self.is_own_key_field(graph, parent, field),
             None => false,
         }
@@ -319,7 +321,12 @@ impl<'a> Builder<'a> {
             condition: ctx.condition.and(&field.condition),
             hops: ctx.hops,
         };
-        let mut sub = self.select(&child, &field.selection)?;
+        let mut wanted = field.selection.clone();
+        if self.interface_object_here(&child) {
+            // The subgraph answers with the interface's name; the response needs the object's.
+            prepend_typename(&mut wanted);
+        }
+        let mut sub = self.select(&child, &wanted)?;
         if self.sg.is_abstract(&child_type) {
             prepend_typename(&mut sub);
         }
@@ -543,10 +550,17 @@ impl<'a> Builder<'a> {
             condition: group_ctx.condition.clone(),
             hops: ctx.hops + 1,
         };
-        let single = SelectionSet {
-            items: vec![Selection::Field(field.clone())],
+        let selected = if choice.requires.is_some() {
+            // The representation carries the requirements: the field resolves here.
+            let mut selected = SelectionSet::default();
+            push_field(&mut selected, self.select_local_field(&target_ctx, field)?);
+            selected
+        } else {
+            let single = SelectionSet {
+                items: vec![Selection::Field(field.clone())],
+            };
+            self.select(&target_ctx, &single)?
         };
-        let selected = self.select(&target_ctx, &single)?;
         merge_into(&mut self.groups[target].selection, selected);
         self.touched.push(target);
         Ok(true)
@@ -556,7 +570,7 @@ impl<'a> Builder<'a> {
     fn choose_target(&self, ctx: &Ctx, entity_type: &Name, field: &str) -> Option<Target> {
         let mut candidates = Vec::new();
         for resolver in self.sg.join.resolvers(entity_type, field) {
-            if resolver.graph == ctx.graph {
+            if resolver.graph == ctx.graph && resolver.requires.is_none() {
                 continue;
             }
             let Some(type_in) = self.sg.join.type_in(entity_type, resolver.graph) else {
