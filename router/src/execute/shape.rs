@@ -187,7 +187,12 @@ impl<'a> Shaper<'a> {
                     (Some(ExtendedType::Object(_)), _) | (_, None) => name.clone(),
                     (_, Some(t)) => Name::new_unchecked(t),
                 };
-                if !matches!(self.api.types.get(&runtime), Some(ExtendedType::Object(_))) {
+                let is_object =
+                    matches!(self.api.types.get(&runtime), Some(ExtendedType::Object(_)));
+                // An interface no subgraph can resolve to an object type is answered as itself.
+                let unresolvable_interface = runtime == *name
+                    && matches!(self.api.types.get(name), Some(ExtendedType::Interface(_)));
+                if !is_object && !unresolvable_interface {
                     // A type the API schema hides (or a missing `__typename`).
                     return Ok(Value::Null);
                 }

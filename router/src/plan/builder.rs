@@ -94,14 +94,57 @@ impl<'a> Builder<'a> {
 
     /// Plans one root field into a root group. Query fields share one group per subgraph;
     /// mutation fields (`sequential`) run in order, consecutive ones on one subgraph sharing a
-    /// fetch.
+    /// fetch. A query field whose value type no single subgraph resolves (a shared value type
+    /// without a key) is asked of several subgraphs, each for the part it resolves.
     pub fn plan_root_field(
         &mut self,
         root_type: &Name,
         field: &Field,
         sequential: bool,
     ) -> Result<(), PlanError> {
-        let graph = self.best_root_graph(root_type, field)?;
+        let graphs = self.root_graphs(root_type, field)?;
+        let snapshot = self.groups.clone();
+        let whole = self.plan_root_field_in(graphs[0], root_type, field, sequential);
+        let Err(error) = whole else {
+            return Ok(());
+        };
+        self.groups = snapshot;
+        if sequential || field.selection.items.is_empty() || graphs.len() < 2 {
+            return Err(error);
+        }
+        for item in &field.selection.items {
+            let part = Field {
+                selection: SelectionSet {
+                    items: vec![item.clone()],
+                },
+                ..field.clone()
+            };
+            let mut planned = false;
+            for graph in &graphs {
+                let snapshot = self.groups.clone();
+                if self
+                    .plan_root_field_in(*graph, root_type, &part, false)
+                    .is_ok()
+                {
+                    planned = true;
+                    break;
+                }
+                self.groups = snapshot;
+            }
+            if !planned {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_root_field_in(
+        &mut self,
+        graph: GraphId,
+        root_type: &Name,
+        field: &Field,
+        sequential: bool,
+    ) -> Result<(), PlanError> {
         let existing = if sequential {
             self.groups
                 .iter()
@@ -149,12 +192,11 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// The subgraph to send a root field to: one that resolves it, preferring the one that can
-    /// resolve most of its sub-selection itself, then one already used.
-    fn best_root_graph(&self, root_type: &Name, field: &Field) -> Result<GraphId, PlanError> {
-        let resolvers = self.sg.join.resolvers(root_type, &field.name);
-        let mut best: Option<(usize, bool, GraphId)> = None;
-        for resolver in resolvers {
+    /// The subgraphs that resolve a root field, best first: the one that resolves most of its
+    /// sub-selection itself, then one already used, then declaration order.
+    fn root_graphs(&self, root_type: &Name, field: &Field) -> Result<Vec<GraphId>, PlanError> {
+        let mut scored = Vec::new();
+        for resolver in self.sg.join.resolvers(root_type, &field.name) {
             let provides = resolver
                 .provides
                 .as_ref()
@@ -169,17 +211,19 @@ impl<'a> Builder<'a> {
                 .groups
                 .iter()
                 .any(|g| g.entity.is_none() && g.graph == resolver.graph);
-            let candidate = (coverage, used, resolver.graph);
-            let better = match &best {
-                None => true,
-                Some((c, u, _)) => (coverage, used) > (*c, *u),
-            };
-            if better {
-                best = Some(candidate);
-            }
+            scored.push((
+                (coverage, used, usize::MAX - resolver.graph),
+                resolver.graph,
+            ));
         }
-        best.map(|(_, _, graph)| graph)
-            .ok_or_else(|| PlanError::Unsatisfiable(format!("{root_type}.{}", field.name)))
+        if scored.is_empty() {
+            return Err(PlanError::Unsatisfiable(format!(
+                "{root_type}.{}",
+                field.name
+            )));
+        }
+        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(scored.into_iter().map(|(_, graph)| graph).collect())
     }
 
     /// How many fields of `set` (on `parent`) `graph` resolves without a hand-off.
@@ -226,10 +270,34 @@ impl<'a> Builder<'a> {
         match self.sg.join.field_in(parent, field, graph) {
             // A field with `@requires` needs its inputs in a representation: only an entity
             // fetch can give them, even from its own subgraph.
-            Some(f) if f.resolves() => f.requires.is_none(),
+            Some(f) if f.resolves() => {
+                f.requires.is_none() && self.every_implementation_resolves(graph, parent, field)
+            }
             Some(_) => self.is_own_key_field(graph, parent, field),
             None => false,
         }
+    }
+
+    /// For an interface field: whether `graph` also resolves it on every implementation it
+    /// knows (an implementation's field may be overridden to another subgraph).
+    fn every_implementation_resolves(&self, graph: GraphId, parent: &str, field: &str) -> bool {
+        if !self.sg.is_interface(parent)
+            || self
+                .sg
+                .join
+                .type_in(parent, graph)
+                .is_some_and(|t| t.is_interface_object)
+        {
+            return true;
+        }
+        self.sg.possible_types(parent).iter().all(|object| {
+            !self.sg.join.implements_in(object, parent, graph)
+                || self
+                    .sg
+                    .join
+                    .field_in(object, field, graph)
+                    .is_some_and(|f| f.resolves() && f.requires.is_none())
+        })
     }
 
     /// Key fields a subgraph declares (even `@external` ones, as Fed1 extensions do) can be
@@ -298,7 +366,16 @@ impl<'a> Builder<'a> {
         if field.selection.items.is_empty() {
             return Ok(selected);
         }
-        let child_type = field.type_name().clone();
+        // The subgraph may declare a narrower type (`@join__field(type:)`), e.g. an object
+        // where the supergraph has a union: plan against what it returns.
+        let child_type = self
+            .sg
+            .join
+            .field_in(&ctx.parent, &field.name, ctx.graph)
+            .and_then(|f| f.type_in_graph)
+            .map(|t| named_type_of(&t))
+            .filter(|t| self.sg.is_composite(t))
+            .unwrap_or_else(|| field.type_name().clone());
         let mut provides = provided_sub(ctx.provides.as_ref(), &ctx.parent, &field.name);
         if let Some(declared) = self
             .sg
@@ -327,7 +404,7 @@ impl<'a> Builder<'a> {
             prepend_typename(&mut wanted);
         }
         let mut sub = self.select(&child, &wanted)?;
-        if self.sg.is_abstract(&child_type) {
+        if self.sg.is_abstract(field.type_name()) {
             prepend_typename(&mut sub);
         }
         selected.selection = sub;
@@ -341,6 +418,12 @@ impl<'a> Builder<'a> {
         out: &mut SelectionSet,
     ) -> Result<(), PlanError> {
         let on = &fragment.on;
+        if !self.sg.is_abstract(&ctx.parent) && *on != ctx.parent {
+            // An object type: the fragment applies only through an abstract type it belongs to.
+            if !self.sg.possible_types(on).contains(&ctx.parent) {
+                return Ok(());
+            }
+        }
         if *on == ctx.parent || !self.sg.is_abstract(&ctx.parent) {
             // The fragment applies to every object here: plan its fields in place.
             let inner = Ctx {
@@ -388,8 +471,9 @@ impl<'a> Builder<'a> {
         let mut members: Vec<Name> = self
             .sg
             .possible_types(on)
-            .into_iter()
-            .filter(|t| parent_types.contains(t))
+            .iter()
+            .filter(|t| parent_types.contains(*t))
+            .cloned()
             .collect();
         members.sort();
         for member in members {
@@ -433,7 +517,8 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|t| outer_types.contains(*t))
             .all(|t| {
-                self.graph_knows_member(graph, outer, t) || self.sg.join.type_in(t, graph).is_none()
+                !self.graph_knows_member(graph, outer, t)
+                    || self.graph_knows_member(graph, inner, t)
             })
     }
 
@@ -456,7 +541,7 @@ impl<'a> Builder<'a> {
         }
         if self.sg.is_abstract(&parent) {
             // Resolve the field per concrete type.
-            let mut members: Vec<Name> = self.sg.possible_types(&parent).into_iter().collect();
+            let mut members: Vec<Name> = self.sg.possible_types(&parent).iter().cloned().collect();
             members.sort();
             let mut planned = false;
             for member in members {
@@ -696,9 +781,15 @@ impl<'a> Builder<'a> {
         out: &mut SelectionSet,
     ) -> Result<bool, PlanError> {
         let interface = ctx.parent.clone();
+        let implementations = self.sg.possible_types(&interface);
         let found = self.sg.join.type_graphs(&interface).iter().find_map(|t| {
             let key = t.keys.iter().find(|k| k.resolvable)?;
-            (!t.is_interface_object && t.graph != ctx.graph).then(|| (t.graph, key.fields.clone()))
+            // Only a subgraph that has implementations can tell the concrete type.
+            let knows_types = implementations
+                .iter()
+                .any(|object| self.sg.join.implements_in(object, &interface, t.graph));
+            (!t.is_interface_object && t.graph != ctx.graph && knows_types)
+                .then(|| (t.graph, key.fields.clone()))
         });
         let Some((graph, key)) = found else {
             return Ok(false);
@@ -866,4 +957,9 @@ fn narrow_provides(provides: Option<&SelectionSet>, on: &Name) -> Option<Selecti
         }
     }
     Some(out)
+}
+
+/// The named type inside a type reference written as text (`[Book!]!` → `Book`).
+fn named_type_of(text: &str) -> Name {
+    Name::new_unchecked(text.trim_matches(|c| c == '[' || c == ']' || c == '!' || c == ' '))
 }

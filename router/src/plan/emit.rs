@@ -74,7 +74,8 @@ fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> 
     let entities = group.entity.as_ref().map(|entity| {
         let mut type_filter: Vec<Name> = supergraph
             .possible_types(&entity.type_name)
-            .into_iter()
+            .iter()
+            .cloned()
             .collect();
         type_filter.push(entity.type_name.clone());
         type_filter.sort();

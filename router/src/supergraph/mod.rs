@@ -3,7 +3,7 @@
 pub mod api;
 pub mod model;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use apollo_compiler::Name;
 use apollo_compiler::schema::ExtendedType;
@@ -49,6 +49,8 @@ pub struct Supergraph {
     pub subgraphs: Vec<Subgraph>,
     /// Who resolves what.
     pub join: JoinModel,
+    /// The possible runtime object types of every composite type.
+    possible: HashMap<Name, HashSet<Name>>,
 }
 
 impl Supergraph {
@@ -59,11 +61,13 @@ impl Supergraph {
         let api = api::api_schema(&schema)?;
         let subgraphs = model::read_subgraphs(&schema)?;
         let join = model::read_model(&schema, &subgraphs)?;
+        let possible = possible_types(&schema);
         Ok(Self {
             schema,
             api,
             subgraphs,
             join,
+            possible,
         })
     }
 
@@ -94,23 +98,11 @@ impl Supergraph {
     }
 
     /// The object types an abstract type (or an object type itself) can be at runtime.
-    pub fn possible_types(&self, name: &str) -> HashSet<Name> {
-        match self.type_def(name) {
-            Some(ExtendedType::Object(_)) => [Name::new_unchecked(name)].into(),
-            Some(ExtendedType::Union(u)) => u.members.iter().map(|m| m.name.clone()).collect(),
-            Some(ExtendedType::Interface(_)) => self
-                .schema
-                .types
-                .iter()
-                .filter_map(|(type_name, ty)| match ty {
-                    ExtendedType::Object(o) if o.implements_interfaces.contains(name) => {
-                        Some(type_name.clone())
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => HashSet::new(),
-        }
+    pub fn possible_types(&self, name: &str) -> &HashSet<Name> {
+        static EMPTY: std::sync::OnceLock<HashSet<Name>> = std::sync::OnceLock::new();
+        self.possible
+            .get(name)
+            .unwrap_or_else(|| EMPTY.get_or_init(HashSet::new))
     }
 
     /// The interfaces object type `name` implements in the supergraph.
@@ -143,4 +135,34 @@ impl Supergraph {
     pub fn subgraph(&self, graph: GraphId) -> &Subgraph {
         &self.subgraphs[graph]
     }
+}
+
+/// Every composite type's possible runtime object types.
+fn possible_types(schema: &Schema) -> HashMap<Name, HashSet<Name>> {
+    let mut possible: HashMap<Name, HashSet<Name>> = HashMap::new();
+    for (name, ty) in &schema.types {
+        match ty {
+            ExtendedType::Object(object) => {
+                possible
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(name.clone());
+                for interface in &object.implements_interfaces {
+                    possible
+                        .entry(interface.name.clone())
+                        .or_default()
+                        .insert(name.clone());
+                }
+            }
+            ExtendedType::Union(union) => {
+                let members = possible.entry(name.clone()).or_default();
+                members.extend(union.members.iter().map(|m| m.name.clone()));
+            }
+            ExtendedType::Interface(_) => {
+                possible.entry(name.clone()).or_default();
+            }
+            _ => {}
+        }
+    }
+    possible
 }
