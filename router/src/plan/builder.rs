@@ -58,6 +58,16 @@ struct Ctx {
     provides: Option<SelectionSet>,
     condition: Condition,
     hops: usize,
+    /// The levels above this one in the same group, nearest last: where a parent entity can
+    /// be completed from when this level's type has no key.
+    frames: Vec<Frame>,
+}
+
+/// A level above the current one: its context, and the field that led down from it.
+#[derive(Debug, Clone)]
+struct Frame {
+    ctx: Box<Ctx>,
+    field: Field,
 }
 
 /// Builds groups for one operation.
@@ -66,6 +76,8 @@ pub(super) struct Builder<'a> {
     pub groups: Vec<Group>,
     /// Entity groups used since a mark, to learn which groups supply keys and requirements.
     touched: Vec<usize>,
+    /// Selections a deeper level adds to an ancestor level: (group, path, selection).
+    pending: Vec<(usize, Vec<PathElem>, SelectionSet)>,
     empty_document: ExecutableDocument,
     field_sets: HashMap<String, SelectionSet>,
 }
@@ -76,6 +88,7 @@ impl<'a> Builder<'a> {
             sg,
             groups: Vec::new(),
             touched: Vec::new(),
+            pending: Vec::new(),
             empty_document: ExecutableDocument::new(),
             field_sets: HashMap::new(),
         }
@@ -183,6 +196,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: Condition::default(),
             hops: 0,
+            frames: Vec::new(),
         };
         let single = SelectionSet {
             items: vec![Selection::Field(field.clone())],
@@ -332,6 +346,17 @@ impl<'a> Builder<'a> {
                 Selection::Fragment(fragment) => self.select_fragment(ctx, fragment, &mut out)?,
             }
         }
+        // Keys that hand-offs from deeper levels need at this level.
+        let mut index = 0;
+        while index < self.pending.len() {
+            let (group, path, _) = &self.pending[index];
+            if *group == ctx.group && *path == ctx.path {
+                let (_, _, keys) = self.pending.swap_remove(index);
+                merge_into(&mut out, keys);
+            } else {
+                index += 1;
+            }
+        }
         Ok(out)
     }
 
@@ -397,6 +422,20 @@ impl<'a> Builder<'a> {
             provides,
             condition: ctx.condition.and(&field.condition),
             hops: ctx.hops,
+            frames: {
+                let mut frames = ctx.frames.clone();
+                frames.push(Frame {
+                    ctx: Box::new(Ctx {
+                        frames: Vec::new(),
+                        ..ctx.clone()
+                    }),
+                    field: Field {
+                        selection: SelectionSet::default(),
+                        ..field.clone()
+                    },
+                });
+                frames
+            },
         };
         let mut wanted = field.selection.clone();
         if self.interface_object_here(&child) {
@@ -571,7 +610,53 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        if self.ancestor_handoff(ctx, field)? {
+            return Ok(());
+        }
         Err(PlanError::Unsatisfiable(format!("{parent}.{}", field.name)))
+    }
+
+    /// When this level's type has no key another subgraph accepts, completes the nearest
+    /// ancestor entity instead: the other subgraph resolves the whole chain of fields from that
+    /// entity down to `field`.
+    fn ancestor_handoff(&mut self, ctx: &Ctx, field: &Field) -> Result<bool, PlanError> {
+        for depth in (0..ctx.frames.len()).rev() {
+            let mut chain = field.clone();
+            for frame in ctx.frames[depth + 1..].iter().rev() {
+                chain = Field {
+                    selection: SelectionSet {
+                        items: vec![Selection::Field(chain)],
+                    },
+                    ..frame.field.clone()
+                };
+            }
+            let frame = &ctx.frames[depth];
+            chain = Field {
+                selection: SelectionSet {
+                    items: vec![Selection::Field(chain)],
+                },
+                ..frame.field.clone()
+            };
+            let ancestor = Ctx {
+                frames: ctx.frames[..depth].to_vec(),
+                hops: ctx.hops + 1,
+                ..(*frame.ctx).clone()
+            };
+            let snapshot = (self.groups.clone(), self.pending.len());
+            let mut keys = SelectionSet::default();
+            match self.entity_handoff(&ancestor, &ancestor.parent, &chain, &mut keys) {
+                Ok(true) => {
+                    self.pending
+                        .push((ancestor.group, ancestor.path.clone(), keys));
+                    return Ok(true);
+                }
+                Ok(false) | Err(_) => {
+                    self.groups = snapshot.0;
+                    self.pending.truncate(snapshot.1);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Hands `field` off through an entity fetch keyed on `entity_type`. Returns false when no
@@ -583,9 +668,41 @@ impl<'a> Builder<'a> {
         field: &Field,
         out: &mut SelectionSet,
     ) -> Result<bool, PlanError> {
-        let Some(choice) = self.choose_target(ctx, entity_type, &field.name) else {
-            return Ok(false);
-        };
+        let targets = self.choose_targets(ctx, entity_type, field);
+        let mut last_error = None;
+        for choice in targets {
+            let snapshot = (
+                self.groups.clone(),
+                self.pending.len(),
+                self.touched.len(),
+                out.clone(),
+            );
+            match self.handoff_to(ctx, entity_type, field, out, choice) {
+                Ok(()) => return Ok(true),
+                Err(err) => {
+                    self.groups = snapshot.0;
+                    self.pending.truncate(snapshot.1);
+                    self.touched.truncate(snapshot.2);
+                    *out = snapshot.3;
+                    last_error = Some(err);
+                }
+            }
+        }
+        match last_error {
+            Some(err) => Err(err),
+            None => Ok(false),
+        }
+    }
+
+    /// Hands `field` off to `choice`.
+    fn handoff_to(
+        &mut self,
+        ctx: &Ctx,
+        entity_type: &Name,
+        field: &Field,
+        out: &mut SelectionSet,
+        choice: Target,
+    ) -> Result<(), PlanError> {
         let mark = self.touched.len();
         let key_fields = self.field_set(&choice.key);
         let hop_ctx = Ctx {
@@ -634,6 +751,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: group_ctx.condition.clone(),
             hops: ctx.hops + 1,
+            frames: Vec::new(),
         };
         let selected = if choice.requires.is_some() {
             // The representation carries the requirements: the field resolves here.
@@ -648,13 +766,15 @@ impl<'a> Builder<'a> {
         };
         merge_into(&mut self.groups[target].selection, selected);
         self.touched.push(target);
-        Ok(true)
+        Ok(())
     }
 
-    /// Picks the subgraph and key for an entity hand-off of `entity_type.field`.
-    fn choose_target(&self, ctx: &Ctx, entity_type: &Name, field: &str) -> Option<Target> {
+    /// The subgraphs and keys an entity hand-off of `entity_type.field` could go to, best
+    /// first: a key the current subgraph can supply itself, then the subgraph that resolves
+    /// most of the field's sub-selection, then one already fetched from here.
+    fn choose_targets(&self, ctx: &Ctx, entity_type: &Name, field: &Field) -> Vec<Target> {
         let mut candidates = Vec::new();
-        for resolver in self.sg.join.resolvers(entity_type, field) {
+        for resolver in self.sg.join.resolvers(entity_type, &field.name) {
             if resolver.graph == ctx.graph && resolver.requires.is_none() {
                 continue;
             }
@@ -663,6 +783,7 @@ impl<'a> Builder<'a> {
             };
             let rewrite = (type_in.is_interface_object && self.sg.is_interface(entity_type))
                 .then(|| entity_type.clone());
+            let coverage = self.coverage(resolver.graph, field.type_name(), &field.selection, None);
             for key in type_in.keys.iter().filter(|k| k.resolvable) {
                 let local_key =
                     self.all_local(ctx.graph, entity_type, &key.fields, ctx.provides.as_ref());
@@ -670,7 +791,7 @@ impl<'a> Builder<'a> {
                     .find_entity_group(ctx, resolver.graph, entity_type, &[])
                     .is_some();
                 candidates.push((
-                    (local_key, existing, usize::MAX - resolver.graph),
+                    (local_key, coverage, existing, usize::MAX - resolver.graph),
                     Target {
                         graph: resolver.graph,
                         key: key.fields.clone(),
@@ -681,7 +802,7 @@ impl<'a> Builder<'a> {
             }
         }
         candidates.sort_by(|a, b| b.0.cmp(&a.0));
-        candidates.into_iter().next().map(|(_, target)| target)
+        candidates.into_iter().map(|(_, target)| target).collect()
     }
 
     /// Whether `graph` resolves every field of a field set without hand-offs.
@@ -827,6 +948,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: ctx.condition.clone(),
             hops: ctx.hops + 1,
+            frames: Vec::new(),
         };
         let mut selected = self.select(&target_ctx, &SelectionSet { items: vec![item] })?;
         prepend_typename(&mut selected);
