@@ -7,6 +7,7 @@ use apollo_compiler::Name;
 use serde_json::{Map, Value};
 
 use crate::plan::PathElem;
+use crate::plan::alias::Rename;
 use crate::plan::operation::{Selection, SelectionSet};
 
 /// One step into the concrete data: an object key or a list index.
@@ -121,7 +122,9 @@ fn project_into(
                 } else {
                     project_value(value, &field.selection, possible)?
                 };
-                out.insert(field.key.to_string(), projected);
+                // Subgraphs read representations by field name; the key may be an alias
+                // the planner gave a required field.
+                out.insert(field.name.to_string(), projected);
             }
             Selection::Fragment(fragment) => {
                 if possible(typename, &fragment.on) {
@@ -203,6 +206,33 @@ pub fn dedupe(items: Vec<(Vec<Step>, Value)>) -> (Vec<Value>, Vec<Vec<Vec<Step>>
         }
     }
     (unique, origins)
+}
+
+/// Moves aliased values in a subgraph response back under the client's keys.
+pub fn undo_aliases(value: &mut Value, renames: &[Rename]) {
+    match value {
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| undo_aliases(item, renames)),
+        Value::Object(object) => {
+            for rename in renames {
+                if let Some(inner) = object.get_mut(rename.key.as_str()) {
+                    undo_aliases(inner, &rename.children);
+                }
+                if let Some(original) = &rename.original
+                    && let Some(moved) = object.remove(rename.key.as_str())
+                {
+                    match object.get_mut(original.as_str()) {
+                        Some(existing) => deep_merge(existing, moved),
+                        None => {
+                            object.insert(original.to_string(), moved);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -250,7 +250,17 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Va
             return;
         }
     };
-    let data = response.get("data").cloned().unwrap_or(Value::Null);
+    let mut data = response.get("data").cloned().unwrap_or(Value::Null);
+    if !prepared.fetch.renames.is_empty() {
+        match &mut data {
+            Value::Object(object) if prepared.origins.is_some() => {
+                if let Some(entities) = object.get_mut("_entities") {
+                    merge::undo_aliases(entities, &prepared.fetch.renames);
+                }
+            }
+            other => merge::undo_aliases(other, &prepared.fetch.renames),
+        }
+    }
     match &prepared.origins {
         None => merge::deep_merge(&mut run.data, data),
         Some(origins) => {

@@ -714,7 +714,9 @@ impl<'a> Builder<'a> {
         let mut input = key_fields.clone();
         prepend_typename(&mut input);
         if let Some(requires) = &choice.requires {
-            let requires = self.field_set(requires);
+            // Required fields with arguments get their own response keys, so they never
+            // collide with the client's selection of the same field with other arguments.
+            let requires = alias_arguments(self.field_set(requires));
             let required = self.select(&hop_ctx, &requires)?;
             merge_into(&mut supplied, required);
             merge_into(&mut input, requires);
@@ -730,7 +732,7 @@ impl<'a> Builder<'a> {
             &group_ctx,
             choice.graph,
             entity_type,
-            &suppliers,
+            (&suppliers, Some(&input)),
             choice.rewrite,
         );
         {
@@ -788,7 +790,7 @@ impl<'a> Builder<'a> {
                 let local_key =
                     self.all_local(ctx.graph, entity_type, &key.fields, ctx.provides.as_ref());
                 let existing = self
-                    .find_entity_group(ctx, resolver.graph, entity_type, &[])
+                    .find_entity_group(ctx, resolver.graph, entity_type, (&[], None))
                     .is_some();
                 candidates.push((
                     (local_key, coverage, existing, usize::MAX - resolver.graph),
@@ -833,14 +835,16 @@ impl<'a> Builder<'a> {
         ctx: &Ctx,
         graph: GraphId,
         type_name: &Name,
-        suppliers: &[usize],
+        (suppliers, input): (&[usize], Option<&SelectionSet>),
     ) -> Option<usize> {
         self.groups.iter().enumerate().position(|(i, g)| {
             g.graph == graph
                 && g.condition == ctx.condition
-                && g.entity
-                    .as_ref()
-                    .is_some_and(|e| e.path == ctx.path && e.type_name == *type_name)
+                && g.entity.as_ref().is_some_and(|e| {
+                    e.path == ctx.path
+                        && e.type_name == *type_name
+                        && !input.is_some_and(|input| inputs_conflict(&e.input, input))
+                })
                 && i != ctx.group
                 && !self.depends_on(ctx.group, i)
                 && !suppliers.iter().any(|s| *s == i || self.depends_on(*s, i))
@@ -853,10 +857,10 @@ impl<'a> Builder<'a> {
         ctx: &Ctx,
         graph: GraphId,
         type_name: &Name,
-        suppliers: &[usize],
+        constraints: (&[usize], Option<&SelectionSet>),
         rewrite: Option<Name>,
     ) -> usize {
-        if let Some(found) = self.find_entity_group(ctx, graph, type_name, suppliers) {
+        if let Some(found) = self.find_entity_group(ctx, graph, type_name, constraints) {
             return found;
         }
         self.groups.push(Group {
@@ -929,7 +933,7 @@ impl<'a> Builder<'a> {
         let mut input = key_fields;
         prepend_typename(&mut input);
         let suppliers: Vec<usize> = self.touched[mark..].to_vec();
-        let target = self.entity_group(ctx, graph, &interface, &suppliers, None);
+        let target = self.entity_group(ctx, graph, &interface, (&suppliers, None), None);
         {
             let group = &mut self.groups[target];
             group.deps.insert(ctx.group);
@@ -1084,4 +1088,56 @@ fn narrow_provides(provides: Option<&SelectionSet>, on: &Name) -> Option<Selecti
 /// The named type inside a type reference written as text (`[Book!]!` → `Book`).
 fn named_type_of(text: &str) -> Name {
     Name::new_unchecked(text.trim_matches(|c| c == '[' || c == ']' || c == '!' || c == ' '))
+}
+
+/// Gives every field with arguments in `set` (recursively) a response key of its own, derived
+/// from its name and arguments.
+fn alias_arguments(mut set: SelectionSet) -> SelectionSet {
+    for item in &mut set.items {
+        match item {
+            Selection::Field(field) => {
+                if !field.args.is_empty() && field.alias.is_none() {
+                    let alias = Name::new_unchecked(&format!(
+                        "_tessera_{}_{:08x}",
+                        field.name,
+                        fnv1a(field.args.as_bytes())
+                    ));
+                    field.key = alias.clone();
+                    field.alias = Some(alias);
+                }
+                field.selection = alias_arguments(std::mem::take(&mut field.selection));
+            }
+            Selection::Fragment(fragment) => {
+                fragment.selection = alias_arguments(std::mem::take(&mut fragment.selection));
+            }
+        }
+    }
+    set
+}
+
+/// A small stable hash (FNV-1a, 32 bits) for internal aliases.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Whether two representation shapes ask for one field name with different arguments: such
+/// inputs cannot share one representation.
+fn inputs_conflict(a: &SelectionSet, b: &SelectionSet) -> bool {
+    let fields = |set: &SelectionSet| -> Vec<Field> {
+        set.items
+            .iter()
+            .filter_map(|item| match item {
+                Selection::Field(field) => Some(field.clone()),
+                Selection::Fragment(_) => None,
+            })
+            .collect()
+    };
+    let (a, b) = (fields(a), fields(b));
+    a.iter().any(|x| {
+        b.iter().any(|y| {
+            x.name == y.name && (x.args != y.args || inputs_conflict(&x.selection, &y.selection))
+        })
+    })
 }

@@ -64,12 +64,18 @@ fn levels(groups: &[Group]) -> Vec<usize> {
 }
 
 fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> PlanNode {
+    let parent = match &group.entity {
+        Some(entity) => entity.type_name.clone(),
+        None => operation.root_type.clone(),
+    };
+    let (selection, renames) =
+        super::alias::dealias(supergraph, group.graph, &parent, &group.selection);
     let mut variables = Vec::new();
-    variables_of(&group.selection, &mut variables);
+    variables_of(&selection, &mut variables);
     let definitions = variable_definitions(operation, &variables);
     let operation_text = match &group.entity {
-        None => root_operation(operation, &definitions, &group.selection),
-        Some(entity) => entity_operation(&definitions, &entity.type_name, &group.selection),
+        None => root_operation(operation, &definitions, &selection),
+        Some(entity) => entity_operation(&definitions, &entity.type_name, &selection),
     };
     let entities = group.entity.as_ref().map(|entity| {
         let mut type_filter: Vec<Name> = supergraph
@@ -93,6 +99,7 @@ fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> 
         operation: operation_text,
         variables,
         entities,
+        renames,
     }));
     if group.condition.is_always() {
         fetch

@@ -6,6 +6,7 @@
 //!   writes each group's subgraph operation.
 //! - [`nodes`]: the plan's node types and their text and JSON forms.
 
+pub mod alias;
 mod builder;
 mod emit;
 pub mod nodes;

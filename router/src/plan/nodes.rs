@@ -57,6 +57,8 @@ pub struct FetchNode {
     pub variables: Vec<Name>,
     /// `Some` for an `_entities` fetch.
     pub entities: Option<EntityFetch>,
+    /// Aliases to undo in the response (see [`super::alias`]).
+    pub renames: Vec<super::alias::Rename>,
 }
 
 /// A node of a query plan.
