@@ -287,7 +287,8 @@ impl<'a> Builder<'a> {
             Some(f) if f.resolves() => {
                 f.requires.is_none() && self.every_implementation_resolves(graph, parent, field)
             }
-            Some(_) => self.is_own_key_field(graph, parent, field),
+            // `@external` (even on a key) means another subgraph resolves it.
+            Some(_) => false,
             None => false,
         }
     }
@@ -311,19 +312,6 @@ impl<'a> Builder<'a> {
                     .join
                     .field_in(object, field, graph)
                     .is_some_and(|f| f.resolves() && f.requires.is_none())
-        })
-    }
-
-    /// Key fields a subgraph declares (even `@external` ones, as Fed1 extensions do) can be
-    /// returned by it.
-    fn is_own_key_field(&self, graph: GraphId, parent: &str, field: &str) -> bool {
-        self.sg.join.type_in(parent, graph).is_some_and(|t| {
-            t.keys.iter().any(|key| {
-                key.fields.selections.iter().any(|s| match s {
-                    apollo_compiler::executable::Selection::Field(f) => f.name == field,
-                    _ => false,
-                })
-            })
         })
     }
 
@@ -709,7 +697,8 @@ impl<'a> Builder<'a> {
             hops: ctx.hops + 1,
             ..ctx.clone()
         };
-        let mut supplied = self.select(&hop_ctx, &key_fields)?;
+        let needed = self.not_yet_available(ctx, &key_fields);
+        let mut supplied = self.select(&hop_ctx, &needed)?;
         prepend_typename(&mut supplied);
         let mut input = key_fields.clone();
         prepend_typename(&mut input);
@@ -769,6 +758,29 @@ impl<'a> Builder<'a> {
         merge_into(&mut self.groups[target].selection, selected);
         self.touched.push(target);
         Ok(())
+    }
+
+    /// The fields of `set` not already in the data where `ctx` is: an entity group's own
+    /// representation fields are there before it runs.
+    fn not_yet_available(&self, ctx: &Ctx, set: &SelectionSet) -> SelectionSet {
+        let Some(entity) = &self.groups[ctx.group].entity else {
+            return set.clone();
+        };
+        if entity.path != ctx.path {
+            return set.clone();
+        }
+        let items = set
+            .items
+            .iter()
+            .filter(|item| match item {
+                Selection::Field(field) => !entity.input.items.iter().any(|i| {
+                    matches!(i, Selection::Field(f) if f.key == field.key && f.args == field.args && f.selection.items.is_empty() && field.selection.items.is_empty())
+                }),
+                Selection::Fragment(_) => true,
+            })
+            .cloned()
+            .collect();
+        SelectionSet { items }
     }
 
     /// The subgraphs and keys an entity hand-off of `entity_type.field` could go to, best
