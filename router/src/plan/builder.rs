@@ -58,6 +58,9 @@ struct Ctx {
     provides: Option<SelectionSet>,
     condition: Condition,
     hops: usize,
+    /// For the value of a field several subgraphs resolve: the object types every one of them
+    /// can return. Fragments on other types are never fetched.
+    shared_members: Option<Vec<Name>>,
     /// The levels above this one in the same group, nearest last: where a parent entity can
     /// be completed from when this level's type has no key.
     frames: Vec<Frame>,
@@ -196,6 +199,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: Condition::default(),
             hops: 0,
+            shared_members: None,
             frames: Vec::new(),
         };
         let single = SelectionSet {
@@ -410,6 +414,7 @@ impl<'a> Builder<'a> {
             provides,
             condition: ctx.condition.and(&field.condition),
             hops: ctx.hops,
+            shared_members: self.shared_members(ctx, field),
             frames: {
                 let mut frames = ctx.frames.clone();
                 frames.push(Frame {
@@ -467,7 +472,11 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         if !self.sg.is_abstract(on) {
-            if self.graph_knows_member(ctx.graph, &ctx.parent, on) {
+            let shared = ctx
+                .shared_members
+                .as_ref()
+                .is_none_or(|members| members.contains(on));
+            if shared && self.graph_knows_member(ctx.graph, &ctx.parent, on) {
                 let inner = Ctx {
                     parent: on.clone(),
                     provides: narrow_provides(ctx.provides.as_ref(), on),
@@ -512,6 +521,70 @@ impl<'a> Builder<'a> {
             self.select_fragment(ctx, &narrowed, out)?;
         }
         Ok(())
+    }
+
+    /// For a field of abstract type whose value another subgraph could also produce here
+    /// (through shareable fields below an entity it resolves): the member types every such
+    /// subgraph knows, since shareable fields must agree. `None` when only this subgraph can.
+    fn shared_members(&self, ctx: &Ctx, field: &Field) -> Option<Vec<Name>> {
+        let abstract_type = field.type_name();
+        if !self.sg.is_abstract(abstract_type) {
+            return None;
+        }
+        let others: Vec<GraphId> = self
+            .sg
+            .join
+            .resolvers(&ctx.parent, &field.name)
+            .iter()
+            .map(|r| r.graph)
+            .filter(|g| *g != ctx.graph && self.reaches(*g, ctx, field))
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        let mut members: Vec<Name> = self
+            .sg
+            .possible_types(abstract_type)
+            .iter()
+            .filter(|member| {
+                self.graph_knows_member(ctx.graph, abstract_type, member)
+                    && others
+                        .iter()
+                        .all(|g| self.graph_knows_member(*g, abstract_type, member))
+            })
+            .cloned()
+            .collect();
+        members.sort();
+        Some(members)
+    }
+
+    /// Whether `graph` could resolve `field` at `ctx` too: from an entity above (or at) this
+    /// level that it can be asked for, every field down to here resolves in it.
+    fn reaches(&self, graph: GraphId, ctx: &Ctx, field: &Field) -> bool {
+        let entity_in = |parent: &str| {
+            self.sg
+                .join
+                .type_in(parent, graph)
+                .is_some_and(|t| t.keys.iter().any(|k| k.resolvable))
+        };
+        // Levels from the nearest up: (parent type there, fields from there down).
+        let mut chain: Vec<(&Name, &Name)> = vec![(&ctx.parent, &field.name)];
+        if entity_in(&ctx.parent) {
+            return true;
+        }
+        for frame in ctx.frames.iter().rev() {
+            chain.push((&frame.ctx.parent, &frame.field.name));
+            let resolvable = chain
+                .iter()
+                .all(|(parent, name)| self.local(graph, parent, name, None));
+            if !resolvable {
+                return false;
+            }
+            if entity_in(&frame.ctx.parent) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether `graph` may return objects of type `member` where `parent` (abstract) is expected.
@@ -742,6 +815,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: group_ctx.condition.clone(),
             hops: ctx.hops + 1,
+            shared_members: None,
             frames: Vec::new(),
         };
         let selected = if choice.requires.is_some() {
@@ -964,6 +1038,7 @@ impl<'a> Builder<'a> {
             provides: None,
             condition: ctx.condition.clone(),
             hops: ctx.hops + 1,
+            shared_members: None,
             frames: Vec::new(),
         };
         let mut selected = self.select(&target_ctx, &SelectionSet { items: vec![item] })?;
