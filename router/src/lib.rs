@@ -17,6 +17,7 @@
 //! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`.
 //! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
 
+pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod execute;

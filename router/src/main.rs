@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Router(args) => cli::run_router(args).await,
         Command::Plan(args) => cli::plan_command(&args).map(|plan| println!("{plan}")),
+        Command::Compose(args) => cli::compose_command(&args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,14 +31,30 @@ pub enum Command {
     Router(RouterArgs),
     /// Print the query plan of one operation.
     Plan(PlanArgs),
+    /// Compose a supergraph from a `supergraph.yaml` (rover's format).
+    Compose(ComposeArgs),
+}
+
+/// `tessera compose`.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// The `supergraph.yaml` listing the subgraphs.
+    pub config: PathBuf,
+    /// Write the supergraph here instead of to stdout (only when composition succeeds).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `tessera router`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["supergraph", "config"])))]
 pub struct RouterArgs {
     /// The supergraph SDL file.
     #[arg(long, env = "TESSERA_SUPERGRAPH")]
-    pub supergraph: PathBuf,
+    pub supergraph: Option<PathBuf>,
+    /// A `supergraph.yaml` to compose the supergraph from at start.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:4000")]
     pub listen: SocketAddr,
@@ -131,12 +147,15 @@ pub fn load_supergraph(path: &Path) -> anyhow::Result<Supergraph> {
 
 /// `tessera router`: loads the supergraph, binds, and serves until Ctrl-C or SIGTERM.
 pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
-    let supergraph = load_supergraph(&args.supergraph)?;
-    tracing::info!(
-        supergraph = %args.supergraph.display(),
-        subgraphs = supergraph.subgraphs.len(),
-        "supergraph loaded"
-    );
+    let supergraph = match (&args.supergraph, &args.config) {
+        (Some(path), _) => load_supergraph(path)?,
+        (None, Some(config)) => {
+            let sdl = compose_config(config).await?;
+            Supergraph::parse(&sdl).context("the composed supergraph does not load")?
+        }
+        (None, None) => anyhow::bail!("give --supergraph FILE or --config supergraph.yaml"),
+    };
+    tracing::info!(subgraphs = supergraph.subgraphs.len(), "supergraph loaded");
     let engine = Arc::new(Engine::new(supergraph, args.engine_config()));
     let app = super::app(engine, &args.server_config());
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -148,6 +167,60 @@ pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         .await
         .context("the server failed")?;
     tracing::info!("router stopped");
+    Ok(())
+}
+
+/// Composes the subgraphs `config` lists; logs every diagnostic; fails on errors.
+pub async fn compose_config(config: &Path) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    let parsed = crate::compose::config::SupergraphConfig::read(config)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let sources = parsed.load(base).await.map_err(|errors| {
+        anyhow::anyhow!(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let composed = crate::compose::compose(&sources);
+    for diagnostic in &composed.diagnostics {
+        eprintln!("{diagnostic}");
+    }
+    let supergraph = composed.supergraph.ok_or_else(|| {
+        anyhow::anyhow!(
+            "composition failed with {} error(s)",
+            composed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == crate::compose::Severity::Error)
+                .count()
+        )
+    })?;
+    tracing::info!(
+        subgraphs = sources.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "composed the supergraph"
+    );
+    Ok(supergraph)
+}
+
+/// `tessera compose`: writes the supergraph to the output file (replacing it whole) or
+/// stdout; nothing is written when composition fails.
+pub async fn compose_command(args: &ComposeArgs) -> anyhow::Result<()> {
+    let supergraph = compose_config(&args.config).await?;
+    match &args.output {
+        Some(path) => {
+            let partial = path.with_extension("graphql.partial");
+            std::fs::write(&partial, &supergraph)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            std::fs::rename(&partial, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => print!("{supergraph}"),
+    }
     Ok(())
 }
 
