@@ -426,7 +426,7 @@ fn read_definition(
     if into.description.is_none() {
         into.description = desc;
     }
-    into.extension |= (is_extension && !fed.fed2) || fed.has(directives, "extends");
+    into.extension |= is_extension || fed.has(directives, "extends");
     into.interface_object |= fed.has(directives, "interfaceObject");
     into.inaccessible |= fed.has(directives, "inaccessible");
     into.tags.extend(tags(fed, directives));

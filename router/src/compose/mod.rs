@@ -61,7 +61,7 @@ pub fn compose(subgraphs: &[SubgraphSource]) -> Composed {
         }
     }
     for schema in &mut schemas {
-        validate::fed1_key_fields_are_not_external(schema);
+        validate::extension_key_fields_are_not_external(schema);
         diagnostics.extend(validate::validate(schema));
     }
     let merged = merge::merge(&schemas, &mut diagnostics);

@@ -52,13 +52,10 @@ pub(super) fn top_level_fields(field_set: &str) -> Vec<(String, String)> {
     out
 }
 
-/// In Federation 1, key fields of an `extend type` are marked `@external` but the subgraph
-/// can still return them: they are not external in the supergraph.
-pub fn fed1_key_fields_are_not_external(schema: &mut SubgraphSchema) {
-    if schema.fed2 {
-        return;
-    }
-    for ty in schema.types.values_mut() {
+/// Key fields of an `extend type` (or `@extends`) are marked `@external` by convention, but the
+/// subgraph can still return them: they are not external in the supergraph.
+pub fn extension_key_fields_are_not_external(schema: &mut SubgraphSchema) {
+    for ty in schema.types.values_mut().filter(|t| t.extension) {
         let key_fields: Vec<String> = ty
             .keys
             .iter()

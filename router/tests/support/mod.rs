@@ -60,7 +60,11 @@ impl SubgraphServer {
     }
 
     /// A misbehaving subgraph: answers every request with `status` and `body`.
-    pub async fn replying(status: StatusCode, content_type: &'static str, body: &'static str) -> Self {
+    pub async fn replying(
+        status: StatusCode,
+        content_type: &'static str,
+        body: &'static str,
+    ) -> Self {
         let app = Router::new().route(
             "/",
             post(move || async move { (status, [(header::CONTENT_TYPE, content_type)], body) }),
@@ -75,13 +79,17 @@ impl SubgraphServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free local port");
-        let address = listener.local_addr().expect("a bound listener has an address");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stop = async {
                 let _ = stopped.await;
             };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await;
         });
         Self {
             url: format!("http://{address}/"),
@@ -131,13 +139,16 @@ async fn record(State(requests): State<Recorded>, request: Request, next: Next) 
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(value);
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// A URL nothing listens on: a port bound and released at once.
 pub fn closed_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port");
-    let address = listener.local_addr().expect("a bound listener has an address");
+    let address = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     drop(listener);
     format!("http://{address}/")
 }
