@@ -79,6 +79,8 @@ pub mod codes {
     pub const PLAN_FAILED: &str = "QUERY_PLANNING_FAILED";
     /// A subgraph request failed (transport, status, invalid body).
     pub const SUBGRAPH_FETCH_FAILED: &str = "SUBGRAPH_FETCH_FAILED";
+    /// A subgraph left a non-null field null.
+    pub const NULL_IN_NON_NULL: &str = "RESPONSE_NULL_IN_NON_NULL_FIELD";
     /// Anything else on the router's side.
     pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
 }

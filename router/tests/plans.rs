@@ -353,10 +353,6 @@ fn fetched_services(supergraph: &Supergraph, query: &str) -> Vec<(String, String
 }
 
 #[test]
-#[ignore = "bug: when a value-type field is handed off through its parent entity and nothing \
-            else of the value is resolved locally, the first fetch still selects the composite \
-            field with no sub-selection (`store(id: \"s1\") { address __typename id }`), which \
-            no subgraph accepts"]
 fn a_value_field_handed_off_through_its_parent_is_not_selected_without_sub_fields() {
     let supergraph = supergraph("stores");
     let fetches = fetched_services(&supergraph, "{ store(id: \"s1\") { address { region } } }");

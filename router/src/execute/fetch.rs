@@ -107,8 +107,13 @@ async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Arc<Val
         .await
         .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(value) if value.is_object() => Ok(Arc::new(value)),
-        Ok(_) => Err(FetchError::InvalidBody("not a JSON object".into())),
+        // A GraphQL response has `data` or `errors`; anything else (an error page in JSON,
+        // `{}`) is not one, whatever the status.
+        Ok(value) if value.get("data").is_some() || value.get("errors").is_some() => {
+            Ok(Arc::new(value))
+        }
+        Ok(_) if !status.is_success() => Err(FetchError::Status(status.as_u16())),
+        Ok(_) => Err(FetchError::InvalidBody("not a GraphQL response".into())),
         Err(_) if !status.is_success() => Err(FetchError::Status(status.as_u16())),
         Err(err) => Err(FetchError::InvalidBody(err.to_string())),
     }

@@ -102,6 +102,8 @@ impl Executor {
             api: &supergraph.api,
             variables,
             errors: Vec::new(),
+            known_error_paths: run.errors.iter().filter_map(|e| e.path.clone()).collect(),
+            unpathed_errors: run.errors.iter().any(|e| e.path.is_none()),
         };
         let data = shaper.root(
             gathered,

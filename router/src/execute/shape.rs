@@ -22,6 +22,10 @@ pub struct Shaper<'a> {
     pub variables: &'a Map<String, Value>,
     /// Errors found while shaping (e.g. enum values clients may not see).
     pub errors: Vec<GraphQLError>,
+    /// Paths of errors fetching already reported.
+    pub known_error_paths: Vec<Vec<Value>>,
+    /// Whether fetching reported errors without a path (they may explain any null).
+    pub unpathed_errors: bool,
 }
 
 impl<'a> Shaper<'a> {
@@ -128,7 +132,10 @@ impl<'a> Shaper<'a> {
             ast::Type::NonNullNamed(_) | ast::Type::NonNullList(_) => {
                 let nullable = ty.clone().nullable();
                 match self.complete(value, &nullable, field, path)? {
-                    Value::Null => Err(Propagate),
+                    Value::Null => {
+                        self.report_null(field, path);
+                        Err(Propagate)
+                    }
                     completed => Ok(completed),
                 }
             }
@@ -150,6 +157,30 @@ impl<'a> Shaper<'a> {
             },
             ast::Type::Named(name) => self.complete_named(value, name, field, path),
         }
+    }
+
+    /// A non-null position got null: unless an error already explains it (a subgraph error
+    /// or failed fetch at, above or below this path, or one without a path), the client is
+    /// told why data went missing.
+    fn report_null(&mut self, field: &Field, path: &[Value]) {
+        let related = |known: &Vec<Value>| known.starts_with(path) || path.starts_with(known);
+        let explained = self.unpathed_errors
+            || self.known_error_paths.iter().any(related)
+            || self
+                .errors
+                .iter()
+                .filter_map(|e| e.path.as_ref())
+                .any(related);
+        if explained {
+            return;
+        }
+        self.errors.push(
+            GraphQLError::new(
+                format!("cannot return null for non-nullable field {}", field.name),
+                codes::NULL_IN_NON_NULL,
+            )
+            .with_path(path.to_vec()),
+        );
     }
 
     fn complete_named(

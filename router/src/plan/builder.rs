@@ -79,6 +79,8 @@ pub(super) struct Builder<'a> {
     pub groups: Vec<Group>,
     /// Entity groups used since a mark, to learn which groups supply keys and requirements.
     touched: Vec<usize>,
+    /// For each level being planned, the client's response keys there: (key, name, args).
+    level_keys: Vec<Vec<(Name, Name, String)>>,
     /// Selections a deeper level adds to an ancestor level: (group, path, selection).
     pending: Vec<(usize, Vec<PathElem>, SelectionSet)>,
     empty_document: ExecutableDocument,
@@ -92,6 +94,7 @@ impl<'a> Builder<'a> {
             groups: Vec::new(),
             touched: Vec::new(),
             pending: Vec::new(),
+            level_keys: Vec::new(),
             empty_document: ExecutableDocument::new(),
             field_sets: HashMap::new(),
         }
@@ -331,6 +334,39 @@ impl<'a> Builder<'a> {
 
     /// Plans `set` at `ctx`; returns what `ctx.group` selects at this level.
     fn select(&mut self, ctx: &Ctx, set: &SelectionSet) -> Result<SelectionSet, PlanError> {
+        let mut keys = Vec::new();
+        client_keys(set, &mut keys);
+        self.level_keys.push(keys);
+        let selected = self.select_level(ctx, set);
+        self.level_keys.pop();
+        selected
+    }
+
+    /// The response keys the client uses at the level being planned, with what they select.
+    fn client_key_taken(&self, field: &Field) -> bool {
+        self.level_keys.last().is_some_and(|keys| {
+            keys.iter().any(|(key, name, args)| {
+                *key == field.key && (*name != field.name || *args != field.args)
+            })
+        })
+    }
+
+    /// Gives fields the planner adds (keys, requirements) a key of their own where the
+    /// client already uses their name for something else at this level.
+    fn avoid_client_keys(&self, mut set: SelectionSet) -> SelectionSet {
+        for item in &mut set.items {
+            if let Selection::Field(field) = item
+                && self.client_key_taken(field)
+            {
+                let alias = Name::new_unchecked(&format!("_tessera_key_{}", field.name));
+                field.key = alias.clone();
+                field.alias = Some(alias);
+            }
+        }
+        set
+    }
+
+    fn select_level(&mut self, ctx: &Ctx, set: &SelectionSet) -> Result<SelectionSet, PlanError> {
         let mut out = SelectionSet::default();
         for item in &set.items {
             match item {
@@ -436,7 +472,8 @@ impl<'a> Builder<'a> {
             prepend_typename(&mut wanted);
         }
         let mut sub = self.select(&child, &wanted)?;
-        if self.sg.is_abstract(field.type_name()) {
+        // Everything below may have been handed off; an object field still needs a selection.
+        if self.sg.is_abstract(field.type_name()) || sub.items.is_empty() {
             prepend_typename(&mut sub);
         }
         selected.selection = sub;
@@ -766,6 +803,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(), PlanError> {
         let mark = self.touched.len();
         let key_fields = self.field_set(&choice.key);
+        let key_fields = self.avoid_client_keys(key_fields);
         let hop_ctx = Ctx {
             hops: ctx.hops + 1,
             ..ctx.clone()
@@ -779,6 +817,7 @@ impl<'a> Builder<'a> {
             // Required fields with arguments get their own response keys, so they never
             // collide with the client's selection of the same field with other arguments.
             let requires = alias_arguments(self.field_set(requires));
+            let requires = self.avoid_client_keys(requires);
             let required = self.select(&hop_ctx, &requires)?;
             merge_into(&mut supplied, required);
             merge_into(&mut input, requires);
@@ -1007,6 +1046,7 @@ impl<'a> Builder<'a> {
         };
         let mark = self.touched.len();
         let key_fields = self.field_set(&key);
+        let key_fields = self.avoid_client_keys(key_fields);
         let mut supplied = self.select(
             &Ctx {
                 hops: ctx.hops + 1,
@@ -1227,4 +1267,16 @@ fn inputs_conflict(a: &SelectionSet, b: &SelectionSet) -> bool {
             x.name == y.name && (x.args != y.args || inputs_conflict(&x.selection, &y.selection))
         })
     })
+}
+
+/// Every field's (response key, name, arguments) at one level, fragments included.
+fn client_keys(set: &SelectionSet, out: &mut Vec<(Name, Name, String)>) {
+    for item in &set.items {
+        match item {
+            Selection::Field(field) => {
+                out.push((field.key.clone(), field.name.clone(), field.args.clone()))
+            }
+            Selection::Fragment(fragment) => client_keys(&fragment.selection, out),
+        }
+    }
 }

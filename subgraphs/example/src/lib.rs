@@ -68,3 +68,119 @@ pub async fn export_schemas(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Why the example's router could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// Composition reported errors (each listed).
+    #[error("composition failed:\n{0}")]
+    Composition(String),
+    /// The composed supergraph did not load.
+    #[error("supergraph: {0}")]
+    Supergraph(#[from] tessera::supergraph::SupergraphError),
+    /// Binding or serving failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The router in front of the example, serving until dropped.
+pub struct RunningRouter {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningRouter {
+    /// Stops accepting requests and waits for in-flight ones.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningRouter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Composes the example's supergraph: from `config` (a `supergraph.yaml`) when given, else
+/// from the subgraphs' SDL in this binary with their default URLs on `host`.
+pub async fn compose_example(config: Option<&Path>, host: IpAddr) -> Result<String, RouterError> {
+    let sources = match config {
+        Some(path) => {
+            let parsed = tessera::compose::config::SupergraphConfig::read(path)
+                .map_err(|d| RouterError::Composition(d.to_string()))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            parsed.load(base).await.map_err(|errors| {
+                RouterError::Composition(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?
+        }
+        None => {
+            let ports = [
+                Accounts::DEFAULT_PORT,
+                Products::DEFAULT_PORT,
+                Inventory::DEFAULT_PORT,
+                Reviews::DEFAULT_PORT,
+                Orders::DEFAULT_PORT,
+            ];
+            schemas()
+                .await
+                .into_iter()
+                .zip(ports)
+                .map(|((name, sdl), port)| tessera::compose::SubgraphSource {
+                    name: name.to_owned(),
+                    url: format!("http://{}/graphql", SocketAddr::new(host, port)),
+                    sdl,
+                })
+                .collect()
+        }
+    };
+    let composed = tessera::compose::compose(&sources);
+    composed.supergraph.ok_or_else(|| {
+        RouterError::Composition(
+            composed
+                .diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
+/// Starts Tessera's router for `supergraph` on `listener`.
+pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRouter, RouterError> {
+    let supergraph = tessera::supergraph::Supergraph::parse(supergraph)?;
+    let engine = std::sync::Arc::new(tessera::engine::Engine::new(
+        supergraph,
+        tessera::engine::EngineConfig::default(),
+    ));
+    let app = tessera::server::app(engine, &tessera::server::ServerConfig { graphiql: true });
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.await;
+        };
+        if let Err(err) = tessera::server::serve(listener, app, stopped).await {
+            tracing::error!(error = %err, "router failed");
+        }
+    });
+    Ok(RunningRouter {
+        addr,
+        shutdown: Some(shutdown),
+        task,
+    })
+}

@@ -26,6 +26,13 @@ struct Args {
     /// Write each subgraph's SDL to DIR/<subgraph>.graphql and exit.
     #[arg(long, value_name = "DIR")]
     export_schema: Option<PathBuf>,
+    /// Where the router listens (GraphiQL at its root).
+    #[arg(long, env = "ROUTER_LISTEN", default_value = "127.0.0.1:4000")]
+    router_listen: std::net::SocketAddr,
+    /// The `supergraph.yaml` to compose the router's supergraph from; without it (or when the
+    /// file is missing) the subgraphs' SDL in this binary is composed.
+    #[arg(long, default_value = "supergraph.yaml")]
+    config: PathBuf,
 }
 
 #[tokio::main]
@@ -42,8 +49,16 @@ async fn main() -> anyhow::Result<()> {
     config.redis_url = args.redis_url;
     config.seed = !args.no_seed;
     let running = tessera_example::start_all(&config, args.host).await?;
-    tracing::info!("the example's five subgraphs are up; Ctrl-C stops them");
+    let supergraph_config = args.config.exists().then_some(args.config.as_path());
+    let supergraph = tessera_example::compose_example(supergraph_config, args.host).await?;
+    let listener = tokio::net::TcpListener::bind(args.router_listen).await?;
+    let router = tessera_example::start_router(&supergraph, listener)?;
+    tracing::info!(
+        "the example is up: five subgraphs and the router; GraphiQL at http://{}/ (Ctrl-C stops)",
+        router.addr
+    );
     tokio::signal::ctrl_c().await?;
+    router.shutdown().await;
     for subgraph in running {
         subgraph.shutdown().await;
     }
