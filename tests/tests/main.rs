@@ -6,6 +6,7 @@ mod bad_input;
 mod entities;
 mod events;
 mod migrations;
+mod router;
 mod schema_files;
 mod startup;
 mod statements;

@@ -81,3 +81,22 @@ fn first_difference(file: &str, served: &str) -> String {
         }
     }
 }
+
+#[tokio::test]
+async fn checked_in_supergraph_is_what_supergraph_yaml_composes_to() -> anyhow::Result<()> {
+    let config = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../supergraph.yaml"));
+    let composed = tessera_example::compose_example(Some(config), [127, 0, 0, 1].into())
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let path = Path::new(SCHEMA_DIR).join("supergraph.graphql");
+    let file = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        file == composed,
+        "schema/supergraph.graphql is out of date ({}); regenerate it with \
+         `cargo run --bin tessera -- compose supergraph.yaml -o schema/supergraph.graphql`",
+        first_difference(&file, &composed)
+    );
+    // The composed supergraph is one the router runs.
+    tessera::supergraph::Supergraph::parse(&composed)?;
+    Ok(())
+}
