@@ -199,6 +199,18 @@ impl Engine {
         &self.config
     }
 
+    /// The plan of `query`'s operation `operation_name`, through the plan cache (validated and
+    /// planned on first use, then shared).
+    pub fn plan_for(
+        &self,
+        query: &str,
+        operation_name: Option<&str>,
+    ) -> Result<Arc<QueryPlan>, Vec<GraphQLError>> {
+        let prepared = self.prepare(query, operation_name)?;
+        self.plan_of(&prepared, operation_name)
+            .map_err(|(_, errors)| errors)
+    }
+
     /// Runs one request through the whole pipeline.
     pub async fn handle(&self, request: GraphQLRequest, ctx: RequestContext) -> EngineResponse {
         match self.run(request, ctx).await {

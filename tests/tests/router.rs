@@ -26,11 +26,13 @@ impl Example {
         let sources: Vec<tessera::compose::SubgraphSource> = schemas
             .into_iter()
             .zip(&subgraphs)
-            .map(|((name, sdl), (_, running))| tessera::compose::SubgraphSource {
-                name: name.to_owned(),
-                url: running.graphql_url(),
-                sdl,
-            })
+            .map(
+                |((name, sdl), (_, running))| tessera::compose::SubgraphSource {
+                    name: name.to_owned(),
+                    url: running.graphql_url(),
+                    sdl,
+                },
+            )
             .collect();
         let composed = tessera::compose::compose(&sources);
         let supergraph = composed
@@ -80,17 +82,28 @@ async fn a_deep_query_crosses_all_five_subgraphs() -> anyhow::Result<()> {
     assert_eq!(product["name"], json!(products[0].name));
     assert_eq!(product["price"], json!(products[0].price));
     assert_eq!(product["stock"], json!(stock[0].1));
-    let expected_estimate = if products[0].price >= 10_000 { 0 } else { 499 + products[0].weight / 2 };
+    let expected_estimate = if products[0].price >= 10_000 {
+        0
+    } else {
+        499 + products[0].weight / 2
+    };
     assert_eq!(product["shippingEstimate"], json!(expected_estimate));
-    let expected_reviews: Vec<&tessera_seed::Review> = reviews.iter().filter(|r| r.product_upc == upc).collect();
+    let expected_reviews: Vec<&tessera_seed::Review> =
+        reviews.iter().filter(|r| r.product_upc == upc).collect();
     let got = product["reviews"].as_array().cloned().unwrap_or_default();
     assert_eq!(got.len(), expected_reviews.len());
     let orders = tessera_seed::orders();
     for review in &got {
         let username = review["author"]["username"].as_str().unwrap_or_default();
-        let user = users.iter().find(|u| u.username == username).expect("a seeded author");
+        let user = users
+            .iter()
+            .find(|u| u.username == username)
+            .expect("a seeded author");
         let placed = orders.iter().filter(|o| o.buyer_id == user.id).count();
-        assert_eq!(review["author"]["orders"].as_array().map(Vec::len), Some(placed));
+        assert_eq!(
+            review["author"]["orders"].as_array().map(Vec::len),
+            Some(placed)
+        );
     }
     example.stop().await
 }
@@ -110,8 +123,14 @@ async fn order_items_resolve_products_and_stock_through_other_subgraphs() -> any
         .items
         .iter()
         .map(|(upc, quantity, price)| {
-            let product = products.iter().find(|p| p.upc == *upc).expect("a seeded product");
-            let stocked = tessera_seed::stock().into_iter().find(|(u, _)| u == upc).map_or(0, |(_, q)| q);
+            let product = products
+                .iter()
+                .find(|p| p.upc == *upc)
+                .expect("a seeded product");
+            let stocked = tessera_seed::stock()
+                .into_iter()
+                .find(|(u, _)| u == upc)
+                .map_or(0, |(_, q)| q);
             json!({ "quantity": quantity, "unitPrice": price,
                     "product": { "upc": upc, "name": product.name, "inStock": stocked > 0 } })
         })
@@ -141,7 +160,10 @@ async fn a_mutation_through_the_router_is_seen_by_the_next_query() -> anyhow::Re
         )
         .await?;
     assert_eq!(data["restock"]["stock"], json!(before + 5));
-    assert_eq!(data["restock"]["name"], json!(tessera_seed::products()[8].name));
+    assert_eq!(
+        data["restock"]["name"],
+        json!(tessera_seed::products()[8].name)
+    );
     example.stop().await
 }
 

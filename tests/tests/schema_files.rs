@@ -89,7 +89,8 @@ async fn checked_in_supergraph_is_what_supergraph_yaml_composes_to() -> anyhow::
         .await
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let path = Path::new(SCHEMA_DIR).join("supergraph.graphql");
-    let file = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     anyhow::ensure!(
         file == composed,
         "schema/supergraph.graphql is out of date ({}); regenerate it with \
