@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Load figures for the router: a deep query across four subgraphs through the router (with
+# in-flight de-duplication off and on), and a one-subgraph query through the router and
+# straight against that subgraph, side by side in one run.
+#   usage: scripts/load.sh [seconds per row, default 10] [concurrency, default 8]
+# Builds in release mode (benchmarks only; tests never do), runs the example's subgraphs on
+# SQLite in a temporary directory, and prints one row per measurement.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+concurrency=${2:-8}
+cargo build --release --bin tessera --bin tessera-example --example load >&2
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_for() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# The subgraphs (their own router goes to a spare port; the measured one is a separate process).
+RUST_LOG=warn target/release/tessera-example --data-dir "$work/data" --router-listen 127.0.0.1:4199 \
+  --config supergraph.yaml >"$work/example.log" 2>&1 &
+pids+=($!)
+for port in 4001 4002 4003 4004 4005; do wait_for "http://127.0.0.1:$port/health"; done
+
+start_router() {
+  RUST_LOG=warn target/release/tessera router --config supergraph.yaml --listen 127.0.0.1:4000 "$@" \
+    >"$work/router.log" 2>&1 &
+  router=$!
+  pids+=($router)
+  wait_for http://127.0.0.1:4000/health
+}
+
+load() { target/release/examples/load --seconds "$seconds" --concurrency "$concurrency" "$@"; }
+
+echo "# $(nproc) cores, ${seconds}s per row, $concurrency concurrent clients"
+start_router
+load --label "deep via router (dedupe off)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
+load --label "one-subgraph via router" --url http://127.0.0.1:4000/graphql --query-file scripts/load/single.graphql --pid "$router"
+load --label "one-subgraph direct (products)" --url http://127.0.0.1:4002/graphql --query-file scripts/load/single.graphql
+kill "$router"; wait "$router" 2>/dev/null || true
+start_router --dedupe
+load --label "deep via router (dedupe on)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
