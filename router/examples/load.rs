@@ -50,8 +50,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn client(url: String, body: bytes::Bytes, warmup_end: Instant, end: Instant) -> (Vec<Duration>, usize, usize) {
-    let http = reqwest::Client::builder().no_proxy().build().expect("a client");
+async fn client(
+    url: String,
+    body: bytes::Bytes,
+    warmup_end: Instant,
+    end: Instant,
+) -> (Vec<Duration>, usize, usize) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("a client");
     let mut latencies = Vec::new();
     let (mut errors, mut bytes) = (0, 0);
     while Instant::now() < end {
@@ -66,7 +74,8 @@ async fn client(url: String, body: bytes::Bytes, warmup_end: Instant, end: Insta
             Ok(response) => match response.bytes().await {
                 Ok(payload) => {
                     bytes = payload.len();
-                    !payload.starts_with(b"{\"errors\"") && !payload.windows(9).any(|w| w == b"\"errors\":")
+                    !payload.starts_with(b"{\"errors\"")
+                        && !payload.windows(9).any(|w| w == b"\"errors\":")
                 }
                 Err(_) => false,
             },
@@ -113,7 +122,10 @@ async fn main() -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let cpu = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if requests > 0 => {
-            format!("{:.3} ms", ms(after.saturating_sub(before)) / requests as f64)
+            format!(
+                "{:.3} ms",
+                ms(after.saturating_sub(before)) / requests as f64
+            )
         }
         _ => "-".to_owned(),
     };

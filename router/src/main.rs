@@ -8,6 +8,11 @@ use clap::Parser;
 use tessera::server::cli::{self, Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// The router allocates many small JSON values per request; mimalloc handles that with far
+/// less time and lock contention than the system allocator (see scripts/load.sh).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -275,9 +275,18 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Va
                     let Some(locations) = origins.get(index) else {
                         break;
                     };
-                    for location in locations {
-                        if let Some(target) = merge::at_mut(&mut run.data, location) {
-                            merge::deep_merge(target, entity.clone());
+                    // The last object behind a representation takes the value itself.
+                    let mut entity = Some(entity);
+                    for (n, location) in locations.iter().enumerate() {
+                        let value = if n + 1 == locations.len() {
+                            entity.take()
+                        } else {
+                            entity.clone()
+                        };
+                        if let (Some(target), Some(value)) =
+                            (merge::at_mut(&mut run.data, location), value)
+                        {
+                            merge::deep_merge(target, value);
                         }
                     }
                 }

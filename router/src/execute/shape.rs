@@ -2,6 +2,8 @@
 //! operation's field order with its aliases, answers `__typename`, drops fields fetched only
 //! as keys or requirements, and propagates nulls as the GraphQL spec says.
 
+use std::borrow::Cow;
+
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema, ast};
@@ -67,31 +69,42 @@ impl<'a> Shaper<'a> {
 
     /// The fields of `selection` that apply to an object of runtime type `runtime`, merged by
     /// response key in first-seen order (CollectFields).
-    fn collect(&self, selection: &SelectionSet, runtime: &Name) -> Vec<(Name, Field)> {
-        let mut out: Vec<(Name, Field)> = Vec::new();
+    fn collect<'s>(
+        &self,
+        selection: &'s SelectionSet,
+        runtime: &Name,
+    ) -> Vec<(&'s Name, Cow<'s, Field>)> {
+        let mut out = Vec::with_capacity(selection.items.len());
         self.collect_into(selection, runtime, &mut out);
         out
     }
 
-    fn collect_into(&self, selection: &SelectionSet, runtime: &Name, out: &mut Vec<(Name, Field)>) {
+    /// Borrows the operation's fields; only a response key selected twice (merged
+    /// sub-selections) costs a copy.
+    fn collect_into<'s>(
+        &self,
+        selection: &'s SelectionSet,
+        runtime: &Name,
+        out: &mut Vec<(&'s Name, Cow<'s, Field>)>,
+    ) {
         for item in &selection.items {
             match item {
                 Selection::Field(field) => {
-                    if !field.condition.holds(self.variables) {
+                    if !field.condition.is_always() && !field.condition.holds(self.variables) {
                         continue;
                     }
-                    match out.iter_mut().find(|(key, _)| *key == field.key) {
+                    match out.iter_mut().find(|(key, _)| **key == field.key) {
                         Some((_, existing)) => {
                             crate::plan::operation::merge_into(
-                                &mut existing.selection,
+                                &mut existing.to_mut().selection,
                                 field.selection.clone(),
                             );
                         }
-                        None => out.push((field.key.clone(), field.clone())),
+                        None => out.push((&field.key, Cow::Borrowed(field))),
                     }
                 }
                 Selection::Fragment(fragment) => {
-                    if fragment.condition.holds(self.variables)
+                    if (fragment.condition.is_always() || fragment.condition.holds(self.variables))
                         && self.applies(&fragment.on, runtime)
                     {
                         self.collect_into(&fragment.selection, runtime, out);
