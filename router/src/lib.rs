@@ -14,6 +14,9 @@
 //! - [`execute`]: runs a plan against the subgraphs over pooled HTTP, merges the responses,
 //!   rewrites error paths and shapes the client's response with spec null propagation.
 //! - [`engine`]: the request pipeline that ties these together, with the plan cache.
+//! - [`live`]: the engine in service, swapped atomically when the supergraph changes;
+//!   [`reload`] recomposes from a `supergraph.yaml` when its sources change.
+//! - [`compose`]: subgraph SDL → supergraph SDL, with every diagnostic.
 //! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`.
 //! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
 
@@ -21,7 +24,9 @@ pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod execute;
+pub mod live;
 pub mod plan;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod supergraph;

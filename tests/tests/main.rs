@@ -5,6 +5,7 @@
 mod bad_input;
 mod entities;
 mod events;
+mod hot_reload;
 mod migrations;
 mod router;
 mod schema_files;

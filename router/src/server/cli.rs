@@ -52,9 +52,13 @@ pub struct RouterArgs {
     /// The supergraph SDL file.
     #[arg(long, env = "TESSERA_SUPERGRAPH")]
     pub supergraph: Option<PathBuf>,
-    /// A `supergraph.yaml` to compose the supergraph from at start.
+    /// A `supergraph.yaml` to compose the supergraph from; it is watched, and the supergraph
+    /// recomposed and swapped in when it or its sources change.
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// With `--config`: how often to look for changes (files and `subgraph_url` SDL), in ms.
+    #[arg(long, env = "TESSERA_POLL_INTERVAL_MS", default_value_t = 2_000)]
+    pub poll_interval_ms: u64,
     /// Address to listen on.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:4000")]
     pub listen: SocketAddr,
@@ -147,17 +151,27 @@ pub fn load_supergraph(path: &Path) -> anyhow::Result<Supergraph> {
 
 /// `tessera router`: loads the supergraph, binds, and serves until Ctrl-C or SIGTERM.
 pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
-    let supergraph = match (&args.supergraph, &args.config) {
-        (Some(path), _) => load_supergraph(path)?,
+    let (live, watcher) = match (&args.supergraph, &args.config) {
+        (Some(path), _) => {
+            let supergraph = load_supergraph(path)?;
+            let engine = Engine::new(supergraph, args.engine_config());
+            (Arc::new(crate::live::Live::new(engine)), None)
+        }
         (None, Some(config)) => {
-            let sdl = compose_config(config).await?;
-            Supergraph::parse(&sdl).context("the composed supergraph does not load")?
+            let interval = Duration::from_millis(args.poll_interval_ms.max(100));
+            let (live, task) = crate::reload::start(config.clone(), args.engine_config(), interval)
+                .await
+                .map_err(|err| anyhow::anyhow!("composition failed:\n{err}"))?;
+            tracing::info!(config = %config.display(), every_ms = interval.as_millis(), "watching the supergraph config for changes");
+            (live, Some(task))
         }
         (None, None) => anyhow::bail!("give --supergraph FILE or --config supergraph.yaml"),
     };
-    tracing::info!(subgraphs = supergraph.subgraphs.len(), "supergraph loaded");
-    let engine = Arc::new(Engine::new(supergraph, args.engine_config()));
-    let app = super::app(engine, &args.server_config());
+    tracing::info!(
+        subgraphs = live.engine().supergraph().subgraphs.len(),
+        "supergraph loaded"
+    );
+    let app = super::app_live(live, &args.server_config());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -166,6 +180,9 @@ pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
     super::serve(listener, app, super::shutdown_signal())
         .await
         .context("the server failed")?;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     tracing::info!("router stopped");
     Ok(())
 }

@@ -36,7 +36,8 @@ pub(super) async fn post_graphql(
             "the request body must be `application/json`",
         );
     }
-    let limit = state.engine.config().limits.max_body_bytes;
+    let engine = state.live.engine();
+    let limit = engine.config().limits.max_body_bytes;
     let bytes = match read_body(&headers, body, limit).await {
         Ok(bytes) => bytes,
         Err(response) => return response.into_http(media_type),
@@ -57,11 +58,7 @@ pub(super) async fn post_graphql(
         expose_plan: expose_plan(&headers),
         media_type,
     };
-    state
-        .engine
-        .handle(request, ctx)
-        .await
-        .into_http(media_type)
+    engine.handle(request, ctx).await.into_http(media_type)
 }
 
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
@@ -104,7 +101,8 @@ pub(super) async fn get_graphql(
         media_type,
     };
     state
-        .engine
+        .live
+        .engine()
         .handle(request, ctx)
         .await
         .into_http(media_type)
@@ -119,10 +117,18 @@ pub(super) async fn root(State(state): State<Served>, headers: HeaderMap) -> Res
 }
 
 /// `GET /health`.
-pub(super) async fn health() -> Response {
+/// `GET /health`: ok, or degraded (still serving the last good supergraph) when the latest
+/// recomposition failed, with its errors.
+pub(super) async fn health(State(state): State<Served>) -> Response {
+    let errors = state.live.composition_errors();
+    let body = if errors.is_empty() {
+        serde_json::json!({ "status": "ok" })
+    } else {
+        serde_json::json!({ "status": "degraded", "composition_errors": *errors })
+    };
     (
         [(CONTENT_TYPE, "application/json; charset=utf-8")],
-        r#"{"status":"ok"}"#,
+        body.to_string(),
     )
         .into_response()
 }

@@ -30,6 +30,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
+use crate::live::Live;
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -49,14 +50,19 @@ impl Default for ServerConfig {
 /// State shared by the handlers.
 #[derive(Debug, Clone)]
 struct Served {
-    engine: Arc<Engine>,
+    live: Arc<Live>,
     graphiql: bool,
 }
 
 /// Builds the router's HTTP app around `engine`.
 pub fn app(engine: Arc<Engine>, config: &ServerConfig) -> Router {
+    app_live(Arc::new(Live::new(engine)), config)
+}
+
+/// The router's HTTP app over a swappable engine (hot reload).
+pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
     let state = Served {
-        engine,
+        live,
         graphiql: config.graphiql,
     };
     Router::new()
