@@ -259,8 +259,13 @@ fn deprecated(directives: &DirectiveList) -> Option<Option<String>> {
         .map(|d| string_arg(d, "reason"))
 }
 
-/// Reads one subgraph's SDL. Syntax errors are returned as diagnostics with locations.
-pub fn ingest(name: &str, url: &str, sdl: &str) -> Result<SubgraphSchema, Vec<Diagnostic>> {
+/// Reads one subgraph's SDL, with the problems found on the way (unknown directives). Syntax
+/// errors, which leave nothing to read, are returned as diagnostics with locations.
+pub fn ingest(
+    name: &str,
+    url: &str,
+    sdl: &str,
+) -> Result<(SubgraphSchema, Vec<Diagnostic>), Vec<Diagnostic>> {
     let document = match ast::Document::parse(sdl, format!("{name}.graphql")) {
         Ok(document) => document,
         Err(with_errors) => {
@@ -282,6 +287,7 @@ pub fn ingest(name: &str, url: &str, sdl: &str) -> Result<SubgraphSchema, Vec<Di
         }
     };
     let fed = FederationNames::read(&document);
+    let unknown = unknown_directives(&document, &fed, name);
     let roots = root_names(&document);
     let mut types: IndexMap<Name, TypeDef> = IndexMap::new();
     for definition in &document.definitions {
@@ -301,12 +307,15 @@ pub fn ingest(name: &str, url: &str, sdl: &str) -> Result<SubgraphSchema, Vec<Di
             .or_insert_with(|| empty_type(kind_of(definition)));
         read_definition(definition, &fed, entry, is_extension);
     }
-    Ok(SubgraphSchema {
-        name: name.to_owned(),
-        url: url.to_owned(),
-        fed2: fed.fed2,
-        types,
-    })
+    Ok((
+        SubgraphSchema {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            fed2: fed.fed2,
+            types,
+        },
+        unknown,
+    ))
 }
 
 /// Types every subgraph has for federation's own use; they never reach the supergraph.
@@ -548,5 +557,110 @@ fn read_values(
                 deprecated: deprecated(&value.directives),
             },
         );
+    }
+}
+
+/// Directives every GraphQL schema knows.
+const BUILT_IN_DIRECTIVES: [&str; 7] = [
+    "skip",
+    "include",
+    "deprecated",
+    "specifiedBy",
+    "oneOf",
+    "defer",
+    "stream",
+];
+
+/// Every directive application whose name is neither built in, nor a federation directive
+/// under this subgraph's names, nor defined in the SDL itself.
+fn unknown_directives(
+    document: &ast::Document,
+    fed: &FederationNames,
+    subgraph: &str,
+) -> Vec<Diagnostic> {
+    let mut known: Vec<String> = BUILT_IN_DIRECTIVES
+        .iter()
+        .map(|d| (*d).to_owned())
+        .collect();
+    known.extend(fed.names.values().cloned());
+    known.push("link".to_owned());
+    if !fed.fed2 {
+        // Fed1 subgraphs use the plain names.
+        known.extend(FEDERATION_DIRECTIVES.iter().map(|d| (*d).to_owned()));
+    }
+    for definition in &document.definitions {
+        if let Definition::DirectiveDefinition(d) = definition {
+            known.push(d.name.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    let mut check = |directives: &DirectiveList, at: &str| {
+        for directive in directives.iter() {
+            if known.iter().any(|k| *k == directive.name.as_str()) {
+                continue;
+            }
+            let location = directive
+                .line_column_range(&document.sources)
+                .map(|r| format!(" at line {}, column {}", r.start.line, r.start.column))
+                .unwrap_or_default();
+            out.push(Diagnostic::error(
+                super::diagnostics::codes::UNKNOWN_DIRECTIVE,
+                Some(subgraph),
+                format!("unknown directive @{} on {at}{location}", directive.name),
+            ));
+        }
+    };
+    for definition in &document.definitions {
+        let Some((type_name, _)) = type_name_of(definition) else {
+            continue;
+        };
+        match definition {
+            Definition::ObjectTypeDefinition(d) => {
+                check(&d.directives, &type_name);
+                check_fields(&d.fields, &type_name, &mut check);
+            }
+            Definition::ObjectTypeExtension(d) => {
+                check(&d.directives, &type_name);
+                check_fields(&d.fields, &type_name, &mut check);
+            }
+            Definition::InterfaceTypeDefinition(d) => {
+                check(&d.directives, &type_name);
+                check_fields(&d.fields, &type_name, &mut check);
+            }
+            Definition::InterfaceTypeExtension(d) => {
+                check(&d.directives, &type_name);
+                check_fields(&d.fields, &type_name, &mut check);
+            }
+            Definition::EnumTypeDefinition(d) => {
+                check(&d.directives, &type_name);
+                for value in &d.values {
+                    check(&value.directives, &format!("{type_name}.{}", value.value));
+                }
+            }
+            Definition::InputObjectTypeDefinition(d) => {
+                check(&d.directives, &type_name);
+                for field in &d.fields {
+                    check(&field.directives, &format!("{type_name}.{}", field.name));
+                }
+            }
+            Definition::UnionTypeDefinition(d) => check(&d.directives, &type_name),
+            Definition::ScalarTypeDefinition(d) => check(&d.directives, &type_name),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn check_fields(
+    fields: &[Node<ast::FieldDefinition>],
+    type_name: &str,
+    check: &mut dyn FnMut(&DirectiveList, &str),
+) {
+    for field in fields {
+        let at = format!("{type_name}.{}", field.name);
+        check(&field.directives, &at);
+        for arg in &field.arguments {
+            check(&arg.directives, &format!("{at}({}:)", arg.name));
+        }
     }
 }

@@ -56,7 +56,10 @@ pub fn compose(subgraphs: &[SubgraphSource]) -> Composed {
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     for source in sorted {
         match ingest::ingest(&source.name, &source.url, &source.sdl) {
-            Ok(schema) => schemas.push(schema),
+            Ok((schema, problems)) => {
+                schemas.push(schema);
+                diagnostics.extend(problems);
+            }
             Err(errors) => diagnostics.extend(errors),
         }
     }
