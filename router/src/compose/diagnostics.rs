@@ -80,6 +80,8 @@ pub mod codes {
         "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH";
     /// Argument default values differ.
     pub const FIELD_ARGUMENT_DEFAULT_MISMATCH: &str = "FIELD_ARGUMENT_DEFAULT_MISMATCH";
+    /// Input field default values differ.
+    pub const INPUT_FIELD_DEFAULT_MISMATCH: &str = "INPUT_FIELD_DEFAULT_MISMATCH";
     /// A required input field is missing in a subgraph.
     pub const REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH: &str =
         "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH";

@@ -287,13 +287,37 @@ fn merge_input(
     let defs = defs(name, ty, subgraphs);
     let mut fields: IndexMap<Name, InputValueDef> = IndexMap::new();
     let mut seen: IndexMap<Name, usize> = IndexMap::new();
-    for (_, def) in &defs {
+    for (graph, def) in &defs {
+        let here = Some(subgraphs[*graph].name.as_str());
         for (field, field_def) in &def.input_fields {
             *seen.entry(field.clone()).or_default() += 1;
             match fields.get_mut(field) {
                 Some(existing) => {
-                    existing.ty = most_restrictive(&existing.ty, &field_def.ty)
-                        .unwrap_or(existing.ty.clone());
+                    match most_restrictive(&existing.ty, &field_def.ty) {
+                        Some(ty) => existing.ty = ty,
+                        None => diagnostics.push(Diagnostic::error(
+                            codes::FIELD_TYPE_MISMATCH,
+                            here,
+                            format!(
+                                "input field {name}.{field} has type {} here but {} in another subgraph",
+                                field_def.ty, existing.ty
+                            ),
+                        )),
+                    }
+                    if existing.default != field_def.default
+                        && existing.default.is_some()
+                        && field_def.default.is_some()
+                    {
+                        diagnostics.push(Diagnostic::error(
+                            codes::INPUT_FIELD_DEFAULT_MISMATCH,
+                            here,
+                            format!(
+                                "input field {name}.{field} defaults to {} here but {} elsewhere",
+                                field_def.default.as_deref().unwrap_or("nothing"),
+                                existing.default.as_deref().unwrap_or("nothing")
+                            ),
+                        ));
+                    }
                     existing.inaccessible |= field_def.inaccessible;
                 }
                 None => {
@@ -454,10 +478,18 @@ fn merge_fields(
             subgraphs,
             diagnostics,
         );
-        // Interface fields are resolved through their implementations; key fields (at any
-        // depth of a key) are shareable by definition.
-        if ty.kind == Kind::Object && !key_fields.contains(&(name.clone(), field_name.clone())) {
-            check_sharing(name, field_name, field, &ty.sources, subgraphs, diagnostics);
+        // Interface fields are resolved through their implementations.
+        if ty.kind == Kind::Object {
+            let in_key =
+                |graph: usize| key_fields.contains(&(graph, name.clone(), field_name.clone()));
+            check_sharing(
+                name,
+                field_name,
+                field,
+                (&ty.sources, &in_key),
+                subgraphs,
+                diagnostics,
+            );
         }
         field.implicit = field.sources.len() == defs.len()
             && field.sources.iter().all(|s| {
@@ -471,17 +503,18 @@ fn merge_fields(
     }
 }
 
-/// Every `(type, field)` that some `@key` selects, at any depth.
-fn key_reachable_fields(subgraphs: &[SubgraphSchema]) -> BTreeSet<(Name, Name)> {
+/// Every `(subgraph, type, field)` that one of that subgraph's `@key`s selects, at any depth:
+/// such fields are shareable in that subgraph by definition.
+fn key_reachable_fields(subgraphs: &[SubgraphSchema]) -> BTreeSet<(usize, Name, Name)> {
     fn walk(
-        subgraph: &SubgraphSchema,
+        (graph, subgraph): (usize, &SubgraphSchema),
         type_name: &Name,
         field_set: &str,
-        out: &mut BTreeSet<(Name, Name)>,
+        out: &mut BTreeSet<(usize, Name, Name)>,
     ) {
         for (field, sub) in super::validate::top_level_fields(field_set) {
             let field = Name::new_unchecked(&field);
-            out.insert((type_name.clone(), field.clone()));
+            out.insert((graph, type_name.clone(), field.clone()));
             if !sub.trim().is_empty()
                 && let Some(def) = subgraph
                     .types
@@ -489,15 +522,15 @@ fn key_reachable_fields(subgraphs: &[SubgraphSchema]) -> BTreeSet<(Name, Name)> 
                     .and_then(|t| t.fields.get(&field))
             {
                 let inner = def.ty.inner_named_type().clone();
-                walk(subgraph, &inner, &sub, out);
+                walk((graph, subgraph), &inner, &sub, out);
             }
         }
     }
     let mut out = BTreeSet::new();
-    for subgraph in subgraphs {
+    for (graph, subgraph) in subgraphs.iter().enumerate() {
         for (type_name, ty) in &subgraph.types {
             for key in &ty.keys {
-                walk(subgraph, type_name, &key.fields, &mut out);
+                walk((graph, subgraph), type_name, &key.fields, &mut out);
             }
         }
     }
@@ -627,7 +660,7 @@ fn check_sharing(
     type_name: &Name,
     field_name: &Name,
     field: &MergedField,
-    sources: &[TypeSource],
+    (sources, is_key_field): (&[TypeSource], &dyn Fn(usize) -> bool),
     subgraphs: &[SubgraphSchema],
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -639,16 +672,6 @@ fn check_sharing(
     if resolving.len() < 2 {
         return;
     }
-    let is_key_field = |graph: usize| {
-        sources.iter().any(|t| {
-            t.graph == graph
-                && t.keys.iter().any(|k| {
-                    k.fields
-                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .any(|w| w == field_name.as_str())
-                })
-        })
-    };
     let unshared: Vec<&str> = resolving
         .iter()
         .filter(|s| !s.def.shareable && !is_key_field(s.graph))
