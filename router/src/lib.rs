@@ -20,6 +20,10 @@
 //! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`.
 //! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
 
+// `GraphQLError` is the error type of the request path on purpose: errors are the cold path, and
+// boxing each one would cost an allocation where it saves none.
+#![allow(clippy::result_large_err)]
+
 pub mod compose;
 pub mod engine;
 pub mod error;

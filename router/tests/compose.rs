@@ -237,7 +237,7 @@ fn diff(expected: &str, actual: &str) -> String {
     let changed: Vec<usize> = (0..lines.len()).filter(|&k| lines[k].0 != ' ').collect();
     let mut out = String::new();
     let mut last_printed: Option<usize> = None;
-    for k in 0..lines.len() {
+    for (k, (mark, text)) in lines.iter().enumerate() {
         let near = changed
             .iter()
             .any(|&c| k + CONTEXT >= c && k <= c + CONTEXT);
@@ -247,7 +247,7 @@ fn diff(expected: &str, actual: &str) -> String {
         if last_printed.is_some_and(|p| p + 1 != k) {
             out.push_str("    @@\n");
         }
-        let _ = writeln!(out, "    {}{}", lines[k].0, lines[k].1);
+        let _ = writeln!(out, "    {mark}{text}");
         last_printed = Some(k);
     }
     out

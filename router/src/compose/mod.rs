@@ -68,7 +68,7 @@ pub fn compose(subgraphs: &[SubgraphSource]) -> Composed {
         diagnostics.extend(validate::validate(schema));
     }
     let merged = merge::merge(&schemas, &mut diagnostics);
-    if !merged.get("Query").is_some_and(|q| !q.fields.is_empty()) {
+    if merged.get("Query").is_none_or(|q| q.fields.is_empty()) {
         diagnostics.push(Diagnostic::error(
             diagnostics::codes::NO_QUERIES,
             None,

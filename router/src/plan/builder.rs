@@ -243,7 +243,7 @@ impl<'a> Builder<'a> {
                 field.name
             )));
         }
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         Ok(scored.into_iter().map(|(_, graph)| graph).collect())
     }
 
@@ -928,7 +928,7 @@ impl<'a> Builder<'a> {
                 ));
             }
         }
-        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         candidates.into_iter().map(|(_, target)| target).collect()
     }
 
@@ -1102,14 +1102,9 @@ fn child_path(path: &[PathElem], field: &Field) -> Vec<PathElem> {
     let mut child = path.to_vec();
     child.push(PathElem::Key(field.key.clone()));
     let mut ty = &field.ty;
-    loop {
-        match ty {
-            ast::Type::List(inner) | ast::Type::NonNullList(inner) => {
-                child.push(PathElem::List);
-                ty = inner;
-            }
-            _ => break,
-        }
+    while let ast::Type::List(inner) | ast::Type::NonNullList(inner) = ty {
+        child.push(PathElem::List);
+        ty = inner;
     }
     child
 }

@@ -353,11 +353,7 @@ fn condition_of(directives: &executable::DirectiveList) -> Option<Condition> {
             _ => continue,
         };
         match directive.specified_argument_by_name("if").map(|v| &**v) {
-            Some(Value::Boolean(value)) => {
-                if *value != expected {
-                    return None;
-                }
-            }
+            Some(Value::Boolean(value)) if *value != expected => return None,
             Some(Value::Variable(name)) => condition.push((name.clone(), expected)),
             _ => {}
         }
@@ -368,11 +364,7 @@ fn condition_of(directives: &executable::DirectiveList) -> Option<Condition> {
 
 fn collect_vars(value: &Value, out: &mut Vec<Name>) {
     match value {
-        Value::Variable(name) => {
-            if !out.contains(name) {
-                out.push(name.clone());
-            }
-        }
+        Value::Variable(name) if !out.contains(name) => out.push(name.clone()),
         Value::List(items) => items.iter().for_each(|v| collect_vars(v, out)),
         Value::Object(fields) => fields.iter().for_each(|(_, v)| collect_vars(v, out)),
         _ => {}
