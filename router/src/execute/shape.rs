@@ -16,6 +16,38 @@ use crate::plan::operation::{Field, Selection, SelectionSet};
 #[derive(Debug)]
 pub struct Propagate;
 
+/// One step of the response path being shaped, borrowed (turned into JSON only for errors).
+/// (A response key is a cheap reference-counted `Name`.)
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(Name),
+    Index(usize),
+}
+
+impl Seg {
+    fn matches(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Seg::Key(key), Value::String(s)) => key.as_str() == s,
+            (Seg::Index(i), Value::Number(n)) => n.as_u64() == u64::try_from(*i).ok(),
+            _ => false,
+        }
+    }
+}
+
+fn path_json(path: &[Seg]) -> Vec<Value> {
+    path.iter()
+        .map(|seg| match seg {
+            Seg::Key(key) => Value::String(key.to_string()),
+            Seg::Index(index) => Value::from(*index),
+        })
+        .collect()
+}
+
+/// Whether one path is a prefix of the other.
+fn related(known: &[Value], path: &[Seg]) -> bool {
+    known.iter().zip(path).all(|(k, p)| p.matches(k))
+}
+
 /// Shapes responses against the API schema.
 pub struct Shaper<'a> {
     /// The API schema.
@@ -39,7 +71,7 @@ impl<'a> Shaper<'a> {
         selection: &SelectionSet,
         introspection: Option<&Map<String, Value>>,
     ) -> Value {
-        let mut path = Vec::new();
+        let mut path: Vec<Seg> = Vec::new();
         let fields = self.collect(selection, root_type);
         let mut out = Map::new();
         for (key, field) in fields {
@@ -50,7 +82,7 @@ impl<'a> Shaper<'a> {
                     .cloned()
                     .unwrap_or(Value::Null)),
                 _ => {
-                    path.push(Value::String(key.to_string()));
+                    path.push(Seg::Key(key.clone()));
                     let value = data.get(key.as_str()).unwrap_or(&Value::Null);
                     let completed = self.complete(value, &field.ty, &field, &mut path);
                     path.pop();
@@ -139,51 +171,59 @@ impl<'a> Shaper<'a> {
         value: &Value,
         ty: &ast::Type,
         field: &Field,
-        path: &mut Vec<Value>,
+        path: &mut Vec<Seg>,
     ) -> Result<Value, Propagate> {
-        match ty {
-            ast::Type::NonNullNamed(_) | ast::Type::NonNullList(_) => {
-                let nullable = ty.clone().nullable();
-                match self.complete(value, &nullable, field, path)? {
-                    Value::Null => {
-                        self.report_null(field, path);
-                        Err(Propagate)
-                    }
-                    completed => Ok(completed),
-                }
-            }
-            ast::Type::List(inner) => match value {
-                Value::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for (index, item) in items.iter().enumerate() {
-                        path.push(Value::from(index));
-                        let completed = self.complete(item, inner, field, path);
-                        path.pop();
-                        match completed {
-                            Ok(v) => out.push(v),
-                            Err(Propagate) => return Ok(Value::Null),
-                        }
-                    }
-                    Ok(Value::Array(out))
-                }
-                _ => Ok(Value::Null),
-            },
-            ast::Type::Named(name) => self.complete_named(value, name, field, path),
+        let (non_null, completed) = match ty {
+            ast::Type::NonNullNamed(name) => (true, self.complete_named(value, name, field, path)),
+            ast::Type::Named(name) => (false, self.complete_named(value, name, field, path)),
+            ast::Type::NonNullList(inner) => (true, self.complete_list(value, inner, field, path)),
+            ast::Type::List(inner) => (false, self.complete_list(value, inner, field, path)),
+        };
+        if non_null && completed.is_null() {
+            self.report_null(field, path);
+            return Err(Propagate);
         }
+        Ok(completed)
+    }
+
+    /// A list; null when an item could not be completed.
+    fn complete_list(
+        &mut self,
+        value: &Value,
+        inner: &ast::Type,
+        field: &Field,
+        path: &mut Vec<Seg>,
+    ) -> Value {
+        let Value::Array(items) = value else {
+            return Value::Null;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            path.push(Seg::Index(index));
+            let completed = self.complete(item, inner, field, path);
+            path.pop();
+            match completed {
+                Ok(v) => out.push(v),
+                Err(Propagate) => return Value::Null,
+            }
+        }
+        Value::Array(out)
     }
 
     /// A non-null position got null: unless an error already explains it (a subgraph error
     /// or failed fetch at, above or below this path, or one without a path), the client is
     /// told why data went missing.
-    fn report_null(&mut self, field: &Field, path: &[Value]) {
-        let related = |known: &Vec<Value>| known.starts_with(path) || path.starts_with(known);
+    fn report_null(&mut self, field: &Field, path: &[Seg]) {
         let explained = self.unpathed_errors
-            || self.known_error_paths.iter().any(related)
+            || self
+                .known_error_paths
+                .iter()
+                .any(|known| related(known, path))
             || self
                 .errors
                 .iter()
                 .filter_map(|e| e.path.as_ref())
-                .any(related);
+                .any(|known| related(known, path));
         if explained {
             return;
         }
@@ -192,7 +232,7 @@ impl<'a> Shaper<'a> {
                 format!("cannot return null for non-nullable field {}", field.name),
                 codes::NULL_IN_NON_NULL,
             )
-            .with_path(path.to_vec()),
+            .with_path(path_json(path)),
         );
     }
 
@@ -201,28 +241,28 @@ impl<'a> Shaper<'a> {
         value: &Value,
         name: &Name,
         field: &Field,
-        path: &mut Vec<Value>,
-    ) -> Result<Value, Propagate> {
+        path: &mut Vec<Seg>,
+    ) -> Value {
         if value.is_null() {
-            return Ok(Value::Null);
+            return Value::Null;
         }
         match self.api.types.get(name) {
             Some(ExtendedType::Enum(enum_type)) => match value.as_str() {
-                Some(v) if enum_type.values.contains_key(v) => Ok(value.clone()),
+                Some(v) if enum_type.values.contains_key(v) => value.clone(),
                 _ => {
                     self.errors.push(
                         GraphQLError::new(
                             format!("invalid value {value} for enum {name}"),
                             codes::INTERNAL,
                         )
-                        .with_path(path.clone()),
+                        .with_path(path_json(path)),
                     );
-                    Ok(Value::Null)
+                    Value::Null
                 }
             },
             Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
                 let Value::Object(object) = value else {
-                    return Ok(Value::Null);
+                    return Value::Null;
                 };
                 let runtime = match (
                     self.api.types.get(name),
@@ -238,14 +278,12 @@ impl<'a> Shaper<'a> {
                     && matches!(self.api.types.get(name), Some(ExtendedType::Interface(_)));
                 if !is_object && !unresolvable_interface {
                     // A type the API schema hides (or a missing `__typename`).
-                    return Ok(Value::Null);
+                    return Value::Null;
                 }
-                match self.complete_object(object, &runtime, &field.selection, path) {
-                    Ok(v) => Ok(v),
-                    Err(Propagate) => Ok(Value::Null),
-                }
+                self.complete_object(object, &runtime, &field.selection, path)
+                    .unwrap_or(Value::Null)
             }
-            _ => Ok(value.clone()),
+            _ => value.clone(),
         }
     }
 
@@ -254,7 +292,7 @@ impl<'a> Shaper<'a> {
         object: &Map<String, Value>,
         runtime: &Name,
         selection: &SelectionSet,
-        path: &mut Vec<Value>,
+        path: &mut Vec<Seg>,
     ) -> Result<Value, Propagate> {
         let fields = self.collect(selection, runtime);
         let mut out = Map::with_capacity(fields.len());
@@ -263,7 +301,7 @@ impl<'a> Shaper<'a> {
                 out.insert(key.to_string(), Value::String(runtime.to_string()));
                 continue;
             }
-            path.push(Value::String(key.to_string()));
+            path.push(Seg::Key(key.clone()));
             let value = object.get(key.as_str()).unwrap_or(&Value::Null);
             let completed = self.complete(value, &field.ty, &field, path);
             path.pop();
