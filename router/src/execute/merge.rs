@@ -13,8 +13,8 @@ use crate::plan::operation::{Selection, SelectionSet};
 /// One step into the concrete data: an object key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Into an object's key.
-    Key(String),
+    /// Into an object's key (a cheap reference-counted name).
+    Key(Name),
     /// Into a list's element.
     Index(usize),
 }
@@ -23,7 +23,7 @@ impl Step {
     /// The step as a GraphQL response path element.
     pub fn to_json(&self) -> Value {
         match self {
-            Self::Key(key) => Value::String(key.clone()),
+            Self::Key(key) => Value::String(key.to_string()),
             Self::Index(index) => Value::from(*index),
         }
     }
@@ -51,7 +51,7 @@ fn walk<'a>(
         (None, Value::Array(items)) => walk_items(items, path, current, out),
         (Some(PathElem::Key(key)), Value::Object(object)) => {
             if let Some(child) = object.get(key.as_str()) {
-                current.push(Step::Key(key.to_string()));
+                current.push(Step::Key(key.clone()));
                 walk(child, &path[1..], current, out);
                 current.pop();
             }
@@ -81,7 +81,7 @@ pub fn at_mut<'a>(data: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> 
     let mut value = data;
     for step in steps {
         value = match (step, value) {
-            (Step::Key(key), Value::Object(object)) => object.get_mut(key)?,
+            (Step::Key(key), Value::Object(object)) => object.get_mut(key.as_str())?,
             (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
             _ => return None,
         };
@@ -254,8 +254,8 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                vec![Step::Key("products".into()), Step::Index(0)],
-                vec![Step::Key("products".into()), Step::Index(2)],
+                vec![Step::Key(Name::new_unchecked("products")), Step::Index(0)],
+                vec![Step::Key(Name::new_unchecked("products")), Step::Index(2)],
             ]
         );
     }

@@ -252,7 +252,18 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Va
             return;
         }
     };
-    let mut data = response.get("data").cloned().unwrap_or(Value::Null);
+    // Take the response apart without copying it (it is shared only when de-duplicated).
+    let (mut data, errors) = match Arc::try_unwrap(response) {
+        Ok(Value::Object(mut object)) => (
+            object.remove("data").unwrap_or(Value::Null),
+            object.remove("errors"),
+        ),
+        Ok(_) => (Value::Null, None),
+        Err(shared) => (
+            shared.get("data").cloned().unwrap_or(Value::Null),
+            shared.get("errors").cloned(),
+        ),
+    };
     if !prepared.fetch.renames.is_empty() {
         match &mut data {
             Value::Object(object) if prepared.origins.is_some() => {
@@ -293,7 +304,7 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Va
             }
         }
     }
-    if let Some(Value::Array(errors)) = response.get("errors") {
+    if let Some(Value::Array(errors)) = &errors {
         for error in errors {
             run.errors
                 .push(subgraph_error(error, &service, prepared.origins.as_deref()));
