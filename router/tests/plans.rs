@@ -369,10 +369,6 @@ fn a_value_field_handed_off_through_its_parent_is_not_selected_without_sub_field
 }
 
 #[test]
-#[ignore = "missing optimisation (FEDERATION.md §2.3 'merge groups for the same subgraph at the \
-            same path and dependency level'): entity groups are keyed by type, so Book and Movie \
-            at `search.@` become two `ratings` fetches instead of one `_entities` with two \
-            fragments"]
 fn entity_fetches_for_several_types_in_one_subgraph_at_one_path_share_one_fetch() {
     let supergraph = supergraph("media");
     let fetches = fetched_services(

@@ -29,6 +29,8 @@ pub(super) struct EntityGroup {
     pub path: Vec<PathElem>,
     /// The type in `... on T`.
     pub type_name: Name,
+    /// Every type the fetch completes (several once groups of one path are merged).
+    pub types: Vec<Name>,
     /// The representation shape.
     pub input: SelectionSet,
     /// Send this `__typename` instead of the object's.
@@ -993,6 +995,7 @@ impl<'a> Builder<'a> {
             entity: Some(EntityGroup {
                 path: ctx.path.clone(),
                 type_name: type_name.clone(),
+                types: vec![type_name.clone()],
                 input: SelectionSet::default(),
                 rewrite_typename: rewrite,
             }),
