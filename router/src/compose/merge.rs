@@ -470,14 +470,7 @@ fn merge_fields(
     let key_fields = key_reachable_fields(subgraphs);
     for (field_name, field) in ty.fields.iter_mut() {
         merge_arguments(name, field_name, field, subgraphs, diagnostics);
-        apply_overrides(
-            name,
-            field_name,
-            field,
-            ty.sources.as_slice(),
-            subgraphs,
-            diagnostics,
-        );
+        apply_overrides(name, field_name, field, &key_fields, subgraphs, diagnostics);
         // Interface fields are resolved through their implementations.
         if ty.kind == Kind::Object {
             let in_key =
@@ -583,6 +576,10 @@ fn merge_arguments(
                             ),
                         ));
                     }
+                    // A default survives only where every subgraph declares it.
+                    if existing.default.is_none() || def.default.is_none() {
+                        existing.default = None;
+                    }
                     existing.inaccessible |= def.inaccessible;
                 }
                 None => {
@@ -613,7 +610,7 @@ fn apply_overrides(
     type_name: &Name,
     field_name: &Name,
     field: &mut MergedField,
-    _sources: &[TypeSource],
+    key_fields: &BTreeSet<(usize, Name, Name)>,
     subgraphs: &[SubgraphSchema],
     diagnostics: &mut Vec<Diagnostic>,
 ) {
@@ -644,10 +641,13 @@ fn apply_overrides(
             continue;
         };
         let from_graph = field.sources[index].graph;
-        let still_used = subgraphs[from_graph]
-            .types
-            .get(type_name)
-            .is_some_and(|def| key_or_requires_use(def, field_name));
+        // Still needed by the old subgraph when a key (of any type, at any depth) or a
+        // requirement selects it there.
+        let still_used = key_fields.contains(&(from_graph, type_name.clone(), field_name.clone()))
+            || subgraphs[from_graph]
+                .types
+                .get(type_name)
+                .is_some_and(|def| key_or_requires_use(def, field_name));
         if still_used {
             field.sources[index].used_overridden = true;
         } else {
