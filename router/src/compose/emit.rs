@@ -286,7 +286,22 @@ fn input_value(def: &InputValueDef) -> String {
 fn write_field(out: &mut String, name: &Name, field: &MergedField, graphs: &[String]) {
     write_description(out, &field.description, "  ");
     let _ = write!(out, "  {name}");
-    if !field.args.is_empty() {
+    let described = field.args.values().any(|a| a.description.is_some());
+    if described {
+        // Arguments with descriptions go one per line, each description above its argument.
+        out.push_str("(\n");
+        for (arg, def) in &field.args {
+            write_description(out, &def.description, "    ");
+            let tags = def.tags.iter().cloned().collect();
+            let _ = writeln!(
+                out,
+                "    {arg}: {}{}",
+                input_value(def),
+                access(def.inaccessible, &tags)
+            );
+        }
+        out.push_str("  )");
+    } else if !field.args.is_empty() {
         let args: Vec<String> = field
             .args
             .iter()

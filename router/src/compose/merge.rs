@@ -249,6 +249,9 @@ fn merge_enum(
                 graphs: Vec::new(),
             });
             entry.def.inaccessible |= value_def.inaccessible;
+            if entry.def.description.is_none() {
+                entry.def.description = value_def.description.clone();
+            }
             entry.graphs.push(*graph);
         }
     }
@@ -319,6 +322,9 @@ fn merge_input(
                         ));
                     }
                     existing.inaccessible |= field_def.inaccessible;
+                    if existing.description.is_none() {
+                        existing.description = field_def.description.clone();
+                    }
                 }
                 None => {
                     fields.insert(field.clone(), field_def.clone());
@@ -581,6 +587,9 @@ fn merge_arguments(
                         existing.default = None;
                     }
                     existing.inaccessible |= def.inaccessible;
+                    if existing.description.is_none() {
+                        existing.description = def.description.clone();
+                    }
                 }
                 None => {
                     args.insert(arg.clone(), def.clone());
