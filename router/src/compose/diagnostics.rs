@@ -87,6 +87,8 @@ pub mod codes {
         "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH";
     /// An enum used as input and output has different values in two subgraphs.
     pub const ENUM_VALUE_MISMATCH: &str = "ENUM_VALUE_MISMATCH";
+    /// An `@external` field nothing in its subgraph uses.
+    pub const EXTERNAL_UNUSED: &str = "EXTERNAL_UNUSED";
     /// A `@key` selects a field that does not exist.
     pub const KEY_INVALID_FIELDS: &str = "KEY_INVALID_FIELDS";
     /// A `@requires` selects a field that is not `@external` (Fed2) or does not exist.

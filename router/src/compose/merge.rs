@@ -171,10 +171,17 @@ pub fn merge(
         }
     }
     // Pass 2: fields, now that the type graph is known.
+    let directive_use = DirectiveUse::of(subgraphs);
     let snapshot = merged.clone();
     for (name, ty) in merged.iter_mut() {
         if matches!(ty.kind, Kind::Object | Kind::Interface) {
-            merge_fields(name, ty, subgraphs, &snapshot, diagnostics);
+            merge_fields(
+                name,
+                ty,
+                subgraphs,
+                (&snapshot, &directive_use),
+                diagnostics,
+            );
         }
     }
     add_interface_object_fields(&mut merged);
@@ -418,7 +425,7 @@ fn merge_fields(
     name: &Name,
     ty: &mut MergedType,
     subgraphs: &[SubgraphSchema],
-    types: &BTreeMap<Name, MergedType>,
+    (types, directive_use): (&BTreeMap<Name, MergedType>, &DirectiveUse),
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let defs = defs(name, ty, subgraphs);
@@ -473,19 +480,24 @@ fn merge_fields(
             });
         }
     }
-    let key_fields = key_reachable_fields(subgraphs);
+    let key_fields = &directive_use.keys;
     for (field_name, field) in ty.fields.iter_mut() {
         merge_arguments(name, field_name, field, subgraphs, diagnostics);
-        apply_overrides(name, field_name, field, &key_fields, subgraphs, diagnostics);
+        apply_overrides(name, field_name, field, key_fields, subgraphs, diagnostics);
         // Interface fields are resolved through their implementations.
         if ty.kind == Kind::Object {
             let in_key =
                 |graph: usize| key_fields.contains(&(graph, name.clone(), field_name.clone()));
+            let provided = |graph: usize| {
+                directive_use
+                    .provided
+                    .contains(&(graph, name.clone(), field_name.clone()))
+            };
             check_sharing(
                 name,
                 field_name,
                 field,
-                (&ty.sources, &in_key),
+                (&ty.sources, &in_key, &provided),
                 subgraphs,
                 diagnostics,
             );
@@ -502,38 +514,41 @@ fn merge_fields(
     }
 }
 
-/// Every `(subgraph, type, field)` that one of that subgraph's `@key`s selects, at any depth:
-/// such fields are shareable in that subgraph by definition.
-fn key_reachable_fields(subgraphs: &[SubgraphSchema]) -> BTreeSet<(usize, Name, Name)> {
-    fn walk(
-        (graph, subgraph): (usize, &SubgraphSchema),
-        type_name: &Name,
-        field_set: &str,
-        out: &mut BTreeSet<(usize, Name, Name)>,
-    ) {
-        for (field, sub) in super::validate::top_level_fields(field_set) {
-            let field = Name::new_unchecked(&field);
-            out.insert((graph, type_name.clone(), field.clone()));
-            if !sub.trim().is_empty()
-                && let Some(def) = subgraph
-                    .types
-                    .get(type_name)
-                    .and_then(|t| t.fields.get(&field))
-            {
-                let inner = def.ty.inner_named_type().clone();
-                walk((graph, subgraph), &inner, &sub, out);
+/// What each subgraph's directives select, as `(subgraph, type, field)`.
+pub struct DirectiveUse {
+    /// Selected by a `@key` (at any depth): shareable in that subgraph by definition.
+    pub keys: BTreeSet<(usize, Name, Name)>,
+    /// Returned through a `@provides`.
+    pub provided: BTreeSet<(usize, Name, Name)>,
+}
+
+impl DirectiveUse {
+    fn of(subgraphs: &[SubgraphSchema]) -> Self {
+        let mut keys = BTreeSet::new();
+        let mut provided = BTreeSet::new();
+        for (graph, subgraph) in subgraphs.iter().enumerate() {
+            let mut found = BTreeSet::new();
+            let mut provides = BTreeSet::new();
+            for (type_name, ty) in &subgraph.types {
+                for key in &ty.keys {
+                    super::validate::reach(subgraph, type_name, &key.fields, &mut found);
+                }
+                for field in ty.fields.values() {
+                    if let Some(fields) = &field.provides {
+                        super::validate::reach(
+                            subgraph,
+                            field.ty.inner_named_type(),
+                            fields,
+                            &mut provides,
+                        );
+                    }
+                }
             }
+            keys.extend(found.into_iter().map(|(t, f)| (graph, t, f)));
+            provided.extend(provides.into_iter().map(|(t, f)| (graph, t, f)));
         }
+        Self { keys, provided }
     }
-    let mut out = BTreeSet::new();
-    for (graph, subgraph) in subgraphs.iter().enumerate() {
-        for (type_name, ty) in &subgraph.types {
-            for key in &ty.keys {
-                walk((graph, subgraph), type_name, &key.fields, &mut out);
-            }
-        }
-    }
-    out
 }
 
 fn merge_arguments(
@@ -669,21 +684,26 @@ fn check_sharing(
     type_name: &Name,
     field_name: &Name,
     field: &MergedField,
-    (sources, is_key_field): (&[TypeSource], &dyn Fn(usize) -> bool),
+    (sources, is_key_field, provided): (
+        &[TypeSource],
+        &dyn Fn(usize) -> bool,
+        &dyn Fn(usize) -> bool,
+    ),
     subgraphs: &[SubgraphSchema],
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    // An external field a subgraph returns through `@provides` is resolved there too.
     let resolving: Vec<&FieldSource> = field
         .sources
         .iter()
-        .filter(|s| !s.def.external && !s.used_overridden)
+        .filter(|s| (!s.def.external || provided(s.graph)) && !s.used_overridden)
         .collect();
     if resolving.len() < 2 {
         return;
     }
     let unshared: Vec<&str> = resolving
         .iter()
-        .filter(|s| !s.def.shareable && !is_key_field(s.graph))
+        .filter(|s| !s.def.shareable && !s.def.external && !is_key_field(s.graph))
         .map(|s| subgraphs[s.graph].name.as_str())
         .collect();
     if !unshared.is_empty() && sources.iter().all(|t| !t.interface_object) {

@@ -70,9 +70,92 @@ pub fn extension_key_fields_are_not_external(schema: &mut SubgraphSchema) {
     }
 }
 
+/// Adds every `(type, field)` that `field_set` selects from `type_name` in `schema`, at any
+/// depth.
+pub(super) fn reach(
+    schema: &SubgraphSchema,
+    type_name: &Name,
+    field_set: &str,
+    out: &mut std::collections::BTreeSet<(Name, Name)>,
+) {
+    for (field, sub) in top_level_fields(field_set) {
+        let field = Name::new_unchecked(&field);
+        let is_field = schema
+            .types
+            .get(type_name)
+            .is_some_and(|t| t.fields.contains_key(&field));
+        if !is_field && schema.types.contains_key(&field) {
+            // `... on Type { … }`: the fragment's fields, on that type.
+            reach(schema, &field, &sub, out);
+            continue;
+        }
+        // On an interface, the selection applies to every implementation too.
+        let mut owners = vec![type_name.clone()];
+        if schema
+            .types
+            .get(type_name)
+            .is_some_and(|t| t.kind == Kind::Interface)
+        {
+            owners.extend(
+                schema
+                    .types
+                    .iter()
+                    .filter(|(_, t)| t.implements.contains(type_name))
+                    .map(|(name, _)| name.clone()),
+            );
+        }
+        for owner in owners {
+            out.insert((owner.clone(), field.clone()));
+            if !sub.trim().is_empty()
+                && let Some(def) = schema.types.get(&owner).and_then(|t| t.fields.get(&field))
+            {
+                let inner = def.ty.inner_named_type().clone();
+                reach(schema, &inner, &sub, out);
+            }
+        }
+    }
+}
+
+/// Every `(type, field)` that the subgraph's `@key`s, `@requires` and `@provides` select.
+pub(super) fn used_by_directives(
+    schema: &SubgraphSchema,
+) -> std::collections::BTreeSet<(Name, Name)> {
+    let mut out = std::collections::BTreeSet::new();
+    for (type_name, ty) in &schema.types {
+        for key in &ty.keys {
+            reach(schema, type_name, &key.fields, &mut out);
+        }
+        for field in ty.fields.values() {
+            if let Some(requires) = &field.requires {
+                reach(schema, type_name, requires, &mut out);
+            }
+            if let Some(provides) = &field.provides {
+                reach(schema, field.ty.inner_named_type(), provides, &mut out);
+            }
+        }
+    }
+    out
+}
+
 /// Every problem of `schema` on its own.
 pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let used = used_by_directives(schema);
+    for (type_name, ty) in &schema.types {
+        for (field_name, field) in &ty.fields {
+            // An interface object's fields and Fed1 extensions follow their own conventions.
+            if field.external
+                && !ty.interface_object
+                && !used.contains(&(type_name.clone(), field_name.clone()))
+            {
+                out.push(Diagnostic::error(
+                    codes::EXTERNAL_UNUSED,
+                    Some(&schema.name),
+                    format!("field {type_name}.{field_name} is marked @external but no @key, @requires or @provides uses it"),
+                ));
+            }
+        }
+    }
     for (type_name, ty) in &schema.types {
         if !matches!(ty.kind, Kind::Object | Kind::Interface) {
             continue;
