@@ -680,15 +680,14 @@ fn apply_overrides(
     }
 }
 
+/// A question about one subgraph (by index).
+type GraphTest<'a> = dyn Fn(usize) -> bool + 'a;
+
 fn check_sharing(
     type_name: &Name,
     field_name: &Name,
     field: &MergedField,
-    (sources, is_key_field, provided): (
-        &[TypeSource],
-        &dyn Fn(usize) -> bool,
-        &dyn Fn(usize) -> bool,
-    ),
+    (sources, is_key_field, provided): (&[TypeSource], &GraphTest<'_>, &GraphTest<'_>),
     subgraphs: &[SubgraphSchema],
     diagnostics: &mut Vec<Diagnostic>,
 ) {
