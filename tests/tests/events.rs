@@ -277,3 +277,57 @@ async fn placing_an_order_makes_inventory_reserve_the_stock() -> anyhow::Result<
     orders_db.drop().await?;
     inventory_db.drop().await
 }
+
+#[tokio::test]
+async fn an_order_placed_while_inventory_is_down_is_reserved_when_it_starts() -> anyhow::Result<()>
+{
+    let orders_db = TestDb::create().await?;
+    let inventory_db = TestDb::create().await?;
+    let prefix = unique_prefix();
+    let orders = spawn_subgraph::<tessera_orders::Orders>(&SubgraphOptions {
+        database_url: Some(orders_db.url.clone()),
+        redis_url: Some(REDIS_URL.to_owned()),
+        event_prefix: prefix.clone(),
+        seed: true,
+    })
+    .await?;
+    wait_until("orders subscribes to redis", EVENT_TIMEOUT, || {
+        bus_ready(&orders)
+    })
+    .await?;
+    let (upc, before) = tessera_seed::stock()[6].clone();
+    let placed = post_graphql(
+        &orders.graphql_url(),
+        "mutation($upc: String!) { placeOrder(input: { buyerId: \"2\", items: [{ upc: $upc, quantity: 2 }] }) { id } }",
+        json!({ "upc": upc }),
+    )
+    .await?;
+    anyhow::ensure!(placed.get("errors").is_none(), "{placed}");
+    wait_until("the event leaves the outbox", EVENT_TIMEOUT, || async {
+        orders.app.metrics.events_published("order_placed") > 0
+    })
+    .await?;
+
+    // Inventory starts only now: its consumer group reads the stream from the start.
+    let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&inventory_options(
+        &inventory_db,
+        REDIS_URL,
+        &prefix,
+    ))
+    .await?;
+    wait_until("inventory reserves the units", EVENT_TIMEOUT, || async {
+        post_graphql(
+            &inventory.graphql_url(),
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Product { stock } } }",
+            json!({ "r": [{ "__typename": "Product", "upc": upc }] }),
+        )
+        .await
+        .is_ok_and(|body| body["data"]["_entities"][0]["stock"] == json!(before - 2))
+    })
+    .await?;
+
+    inventory.shutdown().await;
+    orders.shutdown().await;
+    orders_db.drop().await?;
+    inventory_db.drop().await
+}

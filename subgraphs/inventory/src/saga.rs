@@ -4,7 +4,6 @@
 //! one transaction that also records the order in `reserved_orders` and writes the
 //! `stock_changed` events. A redelivered event finds the order recorded and changes nothing.
 
-use futures_util::StreamExt;
 use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, Set, TransactionTrait};
 use serde::Deserialize;
 use tessera_kit::AppState;
@@ -28,18 +27,21 @@ struct OrderedItem {
     quantity: i64,
 }
 
-/// Starts the consumer of `order_placed` events.
+/// Starts the durable consumer of `order_placed` events (a Redis Streams consumer group on
+/// Redis, so orders placed while inventory was down are reserved when it is back).
 pub fn spawn(app: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut orders = Box::pin(app.events::<OrderPlaced>(ORDER_PLACED));
-        while let Some(order) = orders.next().await {
+    let handler_app = app.clone();
+    tessera_kit::consume::spawn_consumer(&app, "inventory", ORDER_PLACED, move |event| {
+        let app = handler_app.clone();
+        async move {
+            let order: OrderPlaced = serde_json::from_value(event.payload)
+                .map_err(|err| format!("undecodable order_placed event: {err}"))?;
             match reserve(&app, &order).await {
                 Ok(true) => app.events_committed(),
                 Ok(false) => tracing::debug!(order = order.id, "order already reserved"),
-                Err(err) => {
-                    tracing::error!(order = order.id, error = %err, "reserving stock failed")
-                }
+                Err(err) => return Err(format!("reserving stock for order {}: {err}", order.id)),
             }
+            Ok(())
         }
     })
 }

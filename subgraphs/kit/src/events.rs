@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::{Mutex, broadcast, watch};
@@ -18,6 +17,8 @@ use tokio_stream::wrappers::BroadcastStream;
 
 /// How many events a slow subscriber may fall behind before it starts missing some.
 const FAN_OUT_CAPACITY: usize = 4096;
+/// About how many events each topic's Redis stream keeps for durable consumers.
+const STREAM_LENGTH: usize = 100_000;
 
 /// One event on the bus.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -114,6 +115,16 @@ impl EventBus {
         })
     }
 
+    /// The Redis stream durable consumers of `topic` read.
+    pub fn stream_key(&self, topic: &str) -> String {
+        format!("{}stream:{topic}", self.inner.prefix)
+    }
+
+    /// The Redis client, when the bus is on Redis.
+    pub fn redis_client(&self) -> Option<&redis::Client> {
+        self.inner.redis.as_ref().map(|r| &r.client)
+    }
+
     /// The channel-name prefix of this bus.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
@@ -149,7 +160,20 @@ impl EventBus {
                 let channel = format!("{}{}", self.inner.prefix, event.topic);
                 let body = serde_json::to_string(&event.payload)?;
                 let mut conn = redis.publisher().await?;
-                let _: i64 = conn.publish(channel, body).await?;
+                // Live subscribers get the pub/sub message; durable consumers read the stream.
+                let () = redis::pipe()
+                    .atomic()
+                    .publish(&channel, &body)
+                    .ignore()
+                    .xadd_maxlen(
+                        self.stream_key(&event.topic),
+                        redis::streams::StreamMaxlen::Approx(STREAM_LENGTH),
+                        "*",
+                        &[("payload", body.as_str())],
+                    )
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await?;
             }
         }
         Ok(())

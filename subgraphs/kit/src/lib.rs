@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod config;
+pub mod consume;
 pub mod db;
 pub mod error;
 pub mod events;
