@@ -58,6 +58,23 @@ pub fn loader<T: Send + Sync + 'static>(loader: T) -> async_graphql::dataloader:
     async_graphql::dataloader::DataLoader::new(loader, tokio::spawn).delay(LOADER_DELAY)
 }
 
+/// Groups `rows` by `key` for a one-to-many DataLoader batch: every key asked for gets the
+/// rows that belong to it (keys without rows are simply absent).
+pub fn group_by<R, K, V>(
+    rows: impl IntoIterator<Item = R>,
+    key: impl Fn(&R) -> K,
+    value: impl Fn(R) -> V,
+) -> std::collections::HashMap<K, Vec<V>>
+where
+    K: std::hash::Hash + Eq,
+{
+    let mut grouped: std::collections::HashMap<K, Vec<V>> = std::collections::HashMap::new();
+    for row in rows {
+        grouped.entry(key(&row)).or_default().push(value(row));
+    }
+    grouped
+}
+
 /// Re-exported so subgraph crates and tests name the same versions.
 pub use async_graphql;
 pub use sea_orm;

@@ -64,14 +64,11 @@ impl Loader<ItemsOfOrder> for OrdersDb {
             .order_by_asc(item::Column::Id)
             .all(&self.app.db)
             .await?;
-        let mut grouped: HashMap<ItemsOfOrder, Vec<OrderItem>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(ItemsOfOrder(row.order_id))
-                .or_default()
-                .push(row.into());
-        }
-        Ok(grouped)
+        Ok(tessera_kit::group_by(
+            rows,
+            |row| ItemsOfOrder(row.order_id),
+            |row| row.into(),
+        ))
     }
 }
 
@@ -91,13 +88,10 @@ impl Loader<OrdersOfBuyer> for OrdersDb {
             .order_by_desc(order::Column::Id)
             .all(&self.app.db)
             .await?;
-        let mut grouped: HashMap<OrdersOfBuyer, Vec<Order>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(OrdersOfBuyer(row.buyer_id))
-                .or_default()
-                .push(Order::from_row(row));
-        }
-        Ok(grouped)
+        Ok(tessera_kit::group_by(
+            rows,
+            |row| OrdersOfBuyer(row.buyer_id),
+            Order::from_row,
+        ))
     }
 }

@@ -192,14 +192,11 @@ impl Loader<ReviewsByProduct> for ReviewsDb {
         let rows = self
             .rows(entity::Column::ProductUpc.is_in(keys.iter().map(|k| k.0.clone())))
             .await?;
-        let mut grouped: HashMap<ReviewsByProduct, Vec<Review>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(ReviewsByProduct(row.product_upc.clone()))
-                .or_default()
-                .push(row.into());
-        }
-        Ok(grouped)
+        Ok(tessera_kit::group_by(
+            rows,
+            |row| ReviewsByProduct(row.product_upc.clone()),
+            |row| row.into(),
+        ))
     }
 }
 
@@ -217,14 +214,11 @@ impl Loader<ReviewsByAuthor> for ReviewsDb {
         let rows = self
             .rows(entity::Column::AuthorId.is_in(keys.iter().map(|k| k.0)))
             .await?;
-        let mut grouped: HashMap<ReviewsByAuthor, Vec<Review>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(ReviewsByAuthor(row.author_id))
-                .or_default()
-                .push(row.into());
-        }
-        Ok(grouped)
+        Ok(tessera_kit::group_by(
+            rows,
+            |row| ReviewsByAuthor(row.author_id),
+            |row| row.into(),
+        ))
     }
 }
 
