@@ -85,8 +85,10 @@ pub struct RequestContext {
 pub struct EngineResponse {
     /// The HTTP status.
     pub status: StatusCode,
-    /// The GraphQL response: `data` (absent on request errors), `errors`, `extensions`.
+    /// The GraphQL response but `data`: `errors`, `extensions`.
     pub body: Value,
+    /// `data` as JSON text, written while shaping (absent on request errors).
+    pub data: Option<Vec<u8>>,
 }
 
 /// Why a request failed before execution; decides the status code.
@@ -131,7 +133,33 @@ impl EngineResponse {
         Self {
             status: failure.status(media_type),
             body: Value::Object(body),
+            data: None,
         }
+    }
+
+    /// The response as JSON bytes: `data` first (copied as written), then the rest.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let Some(data) = &self.data else {
+            return serde_json::to_vec(&self.body).unwrap_or_default();
+        };
+        let mut out = Vec::with_capacity(data.len() + 256);
+        out.extend_from_slice(b"{\"data\":");
+        out.extend_from_slice(data);
+        if let Value::Object(rest) = &self.body {
+            for (key, value) in rest {
+                out.push(b',');
+                let _ = serde_json::to_writer(&mut out, key);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut out, value);
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The whole response as a JSON value (parses [`Self::to_bytes`]; for tests and tools).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.to_bytes()).unwrap_or(Value::Null)
     }
 }
 
@@ -255,9 +283,6 @@ impl Engine {
         early_errors.extend(response.errors);
 
         let mut body = Map::new();
-        if let Some(data) = response.data {
-            body.insert("data".to_owned(), data);
-        }
         if !early_errors.is_empty() {
             body.insert("errors".to_owned(), errors_json(early_errors));
         }
@@ -267,7 +292,7 @@ impl Engine {
             extensions.insert("queryPlanText".to_owned(), Value::String(plan.to_string()));
             body.insert("extensions".to_owned(), Value::Object(extensions));
         }
-        let status = if body.contains_key("data") {
+        let status = if response.data.is_some() {
             StatusCode::OK
         } else {
             // Execution produced neither data nor a reason: the router's own failure.
@@ -276,6 +301,7 @@ impl Engine {
         Ok(EngineResponse {
             status,
             body: Value::Object(body),
+            data: response.data,
         })
     }
 

@@ -43,8 +43,9 @@ impl Default for ExecutorConfig {
 /// A response: data and errors together, as fan-out produces them.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
-    /// `data`: `None` when execution never started, `Some(Null)` when null propagated to the root.
-    pub data: Option<Value>,
+    /// `data`, already written as JSON text (`null` when a null propagated to the root); `None`
+    /// when execution never started.
+    pub data: Option<Vec<u8>>,
     /// Every error, with client paths.
     pub errors: Vec<GraphQLError>,
 }
@@ -105,7 +106,9 @@ impl Executor {
             known_error_paths: run.errors.iter().filter_map(|e| e.path.clone()).collect(),
             unpathed_errors: run.errors.iter().any(|e| e.path.is_none()),
         };
-        let data = shaper.root(
+        let mut data = Vec::with_capacity(16 * 1024);
+        shaper.write_root(
+            &mut data,
             gathered,
             &plan.operation.root_type,
             &plan.operation.selection,

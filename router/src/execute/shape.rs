@@ -43,6 +43,11 @@ fn path_json(path: &[Seg]) -> Vec<Value> {
         .collect()
 }
 
+/// Appends `value` as JSON (writing into a `Vec` cannot fail).
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(out, value);
+}
+
 /// Whether one path is a prefix of the other.
 fn related(known: &[Value], path: &[Seg]) -> bool {
     known.iter().zip(path).all(|(k, p)| p.matches(k))
@@ -63,40 +68,48 @@ pub struct Shaper<'a> {
 }
 
 impl<'a> Shaper<'a> {
-    /// Completes the root object.
-    pub fn root(
+    /// Writes the `data` object as JSON into `out`: `null` when a null propagated to the root.
+    pub fn write_root(
         &mut self,
+        out: &mut Vec<u8>,
         data: &Map<String, Value>,
         root_type: &Name,
         selection: &SelectionSet,
         introspection: Option<&Map<String, Value>>,
-    ) -> Value {
+    ) {
+        let start = out.len();
         let mut path: Vec<Seg> = Vec::new();
-        let fields = self.collect(selection, root_type);
-        let mut out = Map::new();
-        for (key, field) in fields {
-            let value = match field.name.as_str() {
-                "__typename" => Ok(Value::String(root_type.to_string())),
-                "__schema" | "__type" => Ok(introspection
-                    .and_then(|i| i.get(key.as_str()))
-                    .cloned()
-                    .unwrap_or(Value::Null)),
+        out.push(b'{');
+        for (index, (key, field)) in self.collect(selection, root_type).into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_json(out, key.as_str());
+            out.push(b':');
+            match field.name.as_str() {
+                "__typename" => write_json(out, root_type.as_str()),
+                "__schema" | "__type" => {
+                    write_json(
+                        out,
+                        introspection
+                            .and_then(|i| i.get(key.as_str()))
+                            .unwrap_or(&Value::Null),
+                    );
+                }
                 _ => {
                     path.push(Seg::Key(key.clone()));
                     let value = data.get(key.as_str()).unwrap_or(&Value::Null);
-                    let completed = self.complete(value, &field.ty, &field, &mut path);
+                    let written = self.write_value(out, value, &field.ty, &field, &mut path);
                     path.pop();
-                    completed
+                    if written.is_err() {
+                        out.truncate(start);
+                        out.extend_from_slice(b"null");
+                        return;
+                    }
                 }
-            };
-            match value {
-                Ok(value) => {
-                    out.insert(key.to_string(), value);
-                }
-                Err(Propagate) => return Value::Null,
             }
         }
-        Value::Object(out)
+        out.push(b'}');
     }
 
     /// The fields of `selection` that apply to an object of runtime type `runtime`, merged by
@@ -166,48 +179,66 @@ impl<'a> Shaper<'a> {
         }
     }
 
-    fn complete(
+    /// Writes `value` as the client's type `ty` expects; `Ok(true)` when it wrote `null`.
+    /// `Err` when a non-null position got null: the caller nulls its own nearest nullable
+    /// parent, truncating what it wrote.
+    fn write_value(
         &mut self,
+        out: &mut Vec<u8>,
         value: &Value,
         ty: &ast::Type,
         field: &Field,
         path: &mut Vec<Seg>,
-    ) -> Result<Value, Propagate> {
-        let (non_null, completed) = match ty {
-            ast::Type::NonNullNamed(name) => (true, self.complete_named(value, name, field, path)),
-            ast::Type::Named(name) => (false, self.complete_named(value, name, field, path)),
-            ast::Type::NonNullList(inner) => (true, self.complete_list(value, inner, field, path)),
-            ast::Type::List(inner) => (false, self.complete_list(value, inner, field, path)),
+    ) -> Result<bool, Propagate> {
+        let start = out.len();
+        let (non_null, wrote_null) = match ty {
+            ast::Type::NonNullNamed(name) => {
+                (true, self.write_named(out, value, name, field, path))
+            }
+            ast::Type::Named(name) => (false, self.write_named(out, value, name, field, path)),
+            ast::Type::NonNullList(inner) => {
+                (true, self.write_list(out, value, inner, field, path))
+            }
+            ast::Type::List(inner) => (false, self.write_list(out, value, inner, field, path)),
         };
-        if non_null && completed.is_null() {
+        if non_null && wrote_null {
+            out.truncate(start);
             self.report_null(field, path);
             return Err(Propagate);
         }
-        Ok(completed)
+        Ok(wrote_null)
     }
 
-    /// A list; null when an item could not be completed.
-    fn complete_list(
+    /// A list; `null` (returns true) when an item could not be completed.
+    fn write_list(
         &mut self,
+        out: &mut Vec<u8>,
         value: &Value,
         inner: &ast::Type,
         field: &Field,
         path: &mut Vec<Seg>,
-    ) -> Value {
+    ) -> bool {
         let Value::Array(items) = value else {
-            return Value::Null;
+            out.extend_from_slice(b"null");
+            return true;
         };
-        let mut out = Vec::with_capacity(items.len());
+        let start = out.len();
+        out.push(b'[');
         for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
             path.push(Seg::Index(index));
-            let completed = self.complete(item, inner, field, path);
+            let written = self.write_value(out, item, inner, field, path);
             path.pop();
-            match completed {
-                Ok(v) => out.push(v),
-                Err(Propagate) => return Value::Null,
+            if written.is_err() {
+                out.truncate(start);
+                out.extend_from_slice(b"null");
+                return true;
             }
         }
-        Value::Array(out)
+        out.push(b']');
+        false
     }
 
     /// A non-null position got null: unless an error already explains it (a subgraph error
@@ -236,19 +267,25 @@ impl<'a> Shaper<'a> {
         );
     }
 
-    fn complete_named(
+    /// A value of named type `name`; returns true when it wrote `null`.
+    fn write_named(
         &mut self,
+        out: &mut Vec<u8>,
         value: &Value,
         name: &Name,
         field: &Field,
         path: &mut Vec<Seg>,
-    ) -> Value {
+    ) -> bool {
         if value.is_null() {
-            return Value::Null;
+            out.extend_from_slice(b"null");
+            return true;
         }
         match self.api.types.get(name) {
             Some(ExtendedType::Enum(enum_type)) => match value.as_str() {
-                Some(v) if enum_type.values.contains_key(v) => value.clone(),
+                Some(v) if enum_type.values.contains_key(v) => {
+                    write_json(out, value);
+                    false
+                }
                 _ => {
                     self.errors.push(
                         GraphQLError::new(
@@ -257,12 +294,14 @@ impl<'a> Shaper<'a> {
                         )
                         .with_path(path_json(path)),
                     );
-                    Value::Null
+                    out.extend_from_slice(b"null");
+                    true
                 }
             },
             Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
                 let Value::Object(object) = value else {
-                    return Value::Null;
+                    out.extend_from_slice(b"null");
+                    return true;
                 };
                 let runtime = match (
                     self.api.types.get(name),
@@ -278,35 +317,53 @@ impl<'a> Shaper<'a> {
                     && matches!(self.api.types.get(name), Some(ExtendedType::Interface(_)));
                 if !is_object && !unresolvable_interface {
                     // A type the API schema hides (or a missing `__typename`).
-                    return Value::Null;
+                    out.extend_from_slice(b"null");
+                    return true;
                 }
-                self.complete_object(object, &runtime, &field.selection, path)
-                    .unwrap_or(Value::Null)
+                let start = out.len();
+                if self
+                    .write_object(out, object, &runtime, &field.selection, path)
+                    .is_err()
+                {
+                    out.truncate(start);
+                    out.extend_from_slice(b"null");
+                    return true;
+                }
+                false
             }
-            _ => value.clone(),
+            _ => {
+                write_json(out, value);
+                false
+            }
         }
     }
 
-    fn complete_object(
+    fn write_object(
         &mut self,
+        out: &mut Vec<u8>,
         object: &Map<String, Value>,
         runtime: &Name,
         selection: &SelectionSet,
         path: &mut Vec<Seg>,
-    ) -> Result<Value, Propagate> {
-        let fields = self.collect(selection, runtime);
-        let mut out = Map::with_capacity(fields.len());
-        for (key, field) in fields {
+    ) -> Result<(), Propagate> {
+        out.push(b'{');
+        for (index, (key, field)) in self.collect(selection, runtime).into_iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_json(out, key.as_str());
+            out.push(b':');
             if field.name == "__typename" {
-                out.insert(key.to_string(), Value::String(runtime.to_string()));
+                write_json(out, runtime.as_str());
                 continue;
             }
             path.push(Seg::Key(key.clone()));
             let value = object.get(key.as_str()).unwrap_or(&Value::Null);
-            let completed = self.complete(value, &field.ty, &field, path);
+            let written = self.write_value(out, value, &field.ty, &field, path);
             path.pop();
-            out.insert(key.to_string(), completed?);
+            written?;
         }
-        Ok(Value::Object(out))
+        out.push(b'}');
+        Ok(())
     }
 }

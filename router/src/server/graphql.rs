@@ -282,10 +282,7 @@ impl EngineResponse {
 
     /// The HTTP response: the body as JSON of `media_type`; a 405 names the allowed method.
     fn into_http(self, media_type: ResponseMediaType) -> Response {
-        let body = serde_json::to_vec(&self.body).unwrap_or_else(|err| {
-            tracing::error!(error = %err, "could not serialize a response");
-            br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}"#.to_vec()
-        });
+        let body = self.to_bytes();
         let mut response = (
             self.status,
             [(CONTENT_TYPE, media_type.content_type())],

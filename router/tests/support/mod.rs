@@ -177,7 +177,10 @@ pub async fn execute(engine: &Engine, query: &str, variables: Value) -> Value {
         variables: variables.as_object().cloned(),
         ..GraphQLRequest::default()
     };
-    engine.handle(request, RequestContext::default()).await.body
+    engine
+        .handle(request, RequestContext::default())
+        .await
+        .json()
 }
 
 /// Asserts JSON equality including the order of object keys (clients see fields in the order
