@@ -20,8 +20,12 @@ pub struct Diagnostic {
     pub code: &'static str,
     /// The subgraph it comes from, when it comes from one.
     pub subgraph: Option<String>,
-    /// What is wrong, in plain words (with the location when known).
+    /// What is wrong, in plain words.
     pub message: String,
+    /// The schema element it is about (`Type` or `Type.field`), when it is about one.
+    pub coordinate: Option<String>,
+    /// Where that element is defined in the subgraph's SDL: (line, column), from 1.
+    pub location: Option<(usize, usize)>,
 }
 
 impl Diagnostic {
@@ -32,7 +36,16 @@ impl Diagnostic {
             code,
             subgraph: subgraph.map(str::to_owned),
             message: message.into(),
+            coordinate: None,
+            location: None,
         }
+    }
+
+    /// The same diagnostic, about schema element `coordinate` (`Type` or `Type.field`); its
+    /// source location is filled in from the subgraph's SDL.
+    pub fn at(mut self, coordinate: impl Into<String>) -> Self {
+        self.coordinate = Some(coordinate.into());
+        self
     }
 
     /// A hint.
@@ -55,8 +68,12 @@ impl fmt::Display for Diagnostic {
                 f,
                 "{level}[{}] subgraph \"{subgraph}\": {}",
                 self.code, self.message
-            ),
-            None => write!(f, "{level}[{}]: {}", self.code, self.message),
+            )?,
+            None => write!(f, "{level}[{}]: {}", self.code, self.message)?,
+        }
+        match self.location {
+            Some((line, column)) => write!(f, " (line {line}, column {column})"),
+            None => Ok(()),
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct SubgraphSchema {
     pub fed2: bool,
     /// Its types, by supergraph name (root types renamed to Query/Mutation/Subscription).
     pub types: IndexMap<Name, TypeDef>,
+    /// Where each type and field (`Type`, `Type.field`) is first defined: (line, column).
+    pub locations: std::collections::HashMap<String, (usize, usize)>,
 }
 
 /// The names one subgraph uses for the federation directives.
@@ -290,6 +292,7 @@ pub fn ingest(
     let unknown = unknown_directives(&document, &fed, name);
     let roots = root_names(&document);
     let mut types: IndexMap<Name, TypeDef> = IndexMap::new();
+    let locations = element_locations(&document, &roots);
     for definition in &document.definitions {
         let Some((type_name, is_extension)) = type_name_of(definition) else {
             continue;
@@ -313,6 +316,7 @@ pub fn ingest(
             url: url.to_owned(),
             fed2: fed.fed2,
             types,
+            locations,
         },
         unknown,
     ))
@@ -663,4 +667,56 @@ fn check_fields(
             check(&arg.directives, &format!("{at}({}:)", arg.name));
         }
     }
+}
+
+/// Where each type and field is first defined, by coordinate (root types by their supergraph
+/// names).
+fn element_locations(
+    document: &ast::Document,
+    roots: &[(Name, Name)],
+) -> std::collections::HashMap<String, (usize, usize)> {
+    let mut out = std::collections::HashMap::new();
+    let at = |node_location: Option<std::ops::Range<apollo_compiler::parser::LineColumn>>| {
+        node_location.map(|r| (r.start.line, r.start.column))
+    };
+    for definition in &document.definitions {
+        let Some((name, _)) = type_name_of(definition) else {
+            continue;
+        };
+        let name = roots
+            .iter()
+            .find(|(declared, _)| *declared == name)
+            .map_or(name, |(_, canonical)| canonical.clone());
+        if let Some(location) = at(definition
+            .location()
+            .and_then(|span| span.line_column_range(&document.sources)))
+        {
+            out.entry(name.to_string()).or_insert(location);
+        }
+        let fields: &[Node<ast::FieldDefinition>] = match definition {
+            Definition::ObjectTypeDefinition(d) => &d.fields,
+            Definition::ObjectTypeExtension(d) => &d.fields,
+            Definition::InterfaceTypeDefinition(d) => &d.fields,
+            Definition::InterfaceTypeExtension(d) => &d.fields,
+            _ => &[],
+        };
+        for field in fields {
+            if let Some(location) = at(field.line_column_range(&document.sources)) {
+                out.entry(format!("{name}.{}", field.name))
+                    .or_insert(location);
+            }
+        }
+        let inputs: &[Node<ast::InputValueDefinition>] = match definition {
+            Definition::InputObjectTypeDefinition(d) => &d.fields,
+            Definition::InputObjectTypeExtension(d) => &d.fields,
+            _ => &[],
+        };
+        for input in inputs {
+            if let Some(location) = at(input.line_column_range(&document.sources)) {
+                out.entry(format!("{name}.{}", input.name))
+                    .or_insert(location);
+            }
+        }
+    }
+    out
 }

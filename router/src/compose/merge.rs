@@ -119,17 +119,20 @@ pub fn merge(
                 if entry.kind == Kind::Object && kind == Kind::Interface && def.interface_object {
                     entry.kind = Kind::Interface;
                 } else if !(entry.kind == Kind::Interface && def.interface_object) {
-                    diagnostics.push(Diagnostic::error(
-                        codes::TYPE_KIND_MISMATCH,
-                        Some(&subgraph.name),
-                        format!(
-                            "type {name} is {} {} here but {} {} in another subgraph",
-                            article(def.kind),
-                            def.kind.keyword(),
-                            article(entry.kind),
-                            entry.kind.keyword()
-                        ),
-                    ));
+                    diagnostics.push(
+                        Diagnostic::error(
+                            codes::TYPE_KIND_MISMATCH,
+                            Some(&subgraph.name),
+                            format!(
+                                "type {name} is {} {} here but {} {} in another subgraph",
+                                article(def.kind),
+                                def.kind.keyword(),
+                                article(entry.kind),
+                                entry.kind.keyword()
+                            ),
+                        )
+                        .at(name.to_string()),
+                    );
                     continue;
                 }
             }
@@ -279,7 +282,7 @@ fn merge_enum(
                         "enum {name} is used as input and output, so every subgraph must define the same values; {value} is missing in {}",
                         missing.join(", ")
                     ),
-                ));
+                ).at(name.to_string()));
             }
         }
     } else if usage.input {
@@ -312,7 +315,7 @@ fn merge_input(
                                 "input field {name}.{field} has type {} here but {} in another subgraph",
                                 field_def.ty, existing.ty
                             ),
-                        )),
+                        ).at(format!("{name}.{field}"))),
                     }
                     if existing.default != field_def.default
                         && existing.default.is_some()
@@ -326,7 +329,7 @@ fn merge_input(
                                 field_def.default.as_deref().unwrap_or("nothing"),
                                 existing.default.as_deref().unwrap_or("nothing")
                             ),
-                        ));
+                        ).at(format!("{name}.{field}")));
                     }
                     existing.inaccessible |= field_def.inaccessible;
                     if existing.description.is_none() {
@@ -470,7 +473,7 @@ fn merge_fields(
                             "field {name}.{field_name} has type {} here but {} in another subgraph",
                             field.ty, entry.ty
                         ),
-                    )),
+                    ).at(format!("{name}.{field_name}"))),
                 }
             }
             entry.sources.push(FieldSource {
@@ -569,7 +572,7 @@ fn merge_arguments(
                         codes::REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH,
                         Some(&subgraphs[source.graph].name),
                         format!("argument {type_name}.{field_name}({arg}:) is required here but missing in another subgraph"),
-                    ));
+                    ).at(format!("{type_name}.{field_name}")));
                 }
                 continue;
             }
@@ -581,7 +584,7 @@ fn merge_arguments(
                             codes::FIELD_ARGUMENT_TYPE_MISMATCH,
                             Some(&subgraphs[source.graph].name),
                             format!("argument {type_name}.{field_name}({arg}:) has type {} here but {} elsewhere", def.ty, existing.ty),
-                        )),
+                        ).at(format!("{type_name}.{field_name}"))),
                     }
                     if existing.default != def.default
                         && existing.default.is_some()
@@ -595,7 +598,7 @@ fn merge_arguments(
                                 def.default.as_deref().unwrap_or("nothing"),
                                 existing.default.as_deref().unwrap_or("nothing")
                             ),
-                        ));
+                        ).at(format!("{type_name}.{field_name}")));
                     }
                     // A default survives only where every subgraph declares it.
                     if existing.default.is_none() || def.default.is_none() {
@@ -645,11 +648,14 @@ fn apply_overrides(
         .collect();
     for (graph, from) in overrides {
         if subgraphs[graph].name == from {
-            diagnostics.push(Diagnostic::error(
-                codes::OVERRIDE_FROM_SELF,
-                Some(&subgraphs[graph].name),
-                format!("field {type_name}.{field_name} cannot @override its own subgraph"),
-            ));
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::OVERRIDE_FROM_SELF,
+                    Some(&subgraphs[graph].name),
+                    format!("field {type_name}.{field_name} cannot @override its own subgraph"),
+                )
+                .at(format!("{type_name}.{field_name}")),
+            );
             continue;
         }
         let Some(index) = field
@@ -710,15 +716,18 @@ fn check_sharing(
             .iter()
             .map(|s| subgraphs[s.graph].name.as_str())
             .collect();
-        diagnostics.push(Diagnostic::error(
-            codes::INVALID_FIELD_SHARING,
-            unshared.first().copied(),
-            format!(
-                "field {type_name}.{field_name} is resolved by {} but is not @shareable in {}",
-                all.join(", "),
-                unshared.join(", ")
-            ),
-        ));
+        diagnostics.push(
+            Diagnostic::error(
+                codes::INVALID_FIELD_SHARING,
+                unshared.first().copied(),
+                format!(
+                    "field {type_name}.{field_name} is resolved by {} but is not @shareable in {}",
+                    all.join(", "),
+                    unshared.join(", ")
+                ),
+            )
+            .at(format!("{type_name}.{field_name}")),
+        );
     }
 }
 

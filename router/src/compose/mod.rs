@@ -75,6 +75,13 @@ pub fn compose(subgraphs: &[SubgraphSource]) -> Composed {
             "no subgraph defines a Query type with fields",
         ));
     }
+    for diagnostic in &mut diagnostics {
+        if let (Some(subgraph), Some(coordinate)) = (&diagnostic.subgraph, &diagnostic.coordinate)
+            && let Some(schema) = schemas.iter().find(|s| s.name == *subgraph)
+        {
+            diagnostic.location = schema.locations.get(coordinate).copied();
+        }
+    }
     diagnostics.sort();
     diagnostics.dedup();
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);

@@ -152,7 +152,7 @@ pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
                     codes::EXTERNAL_UNUSED,
                     Some(&schema.name),
                     format!("field {type_name}.{field_name} is marked @external but no @key, @requires or @provides uses it"),
-                ));
+                ).at(format!("{type_name}.{field_name}")));
             }
         }
     }
@@ -166,7 +166,7 @@ pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
                     codes::KEY_INVALID_FIELDS,
                     Some(&schema.name),
                     format!("@key(fields: \"{}\") on {type_name} selects {missing}, which does not exist", key.fields),
-                ));
+                ).at(type_name.to_string()));
             });
         }
         for (field_name, field) in &ty.fields {
@@ -176,7 +176,7 @@ pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
                         codes::REQUIRES_INVALID_FIELDS,
                         Some(&schema.name),
                         format!("@requires(fields: \"{requires}\") on {type_name}.{field_name} selects {missing}, which does not exist"),
-                    ));
+                    ).at(format!("{type_name}.{field_name}")));
                 });
                 if schema.fed2 {
                     for (required, sub) in top_level_fields(requires) {
@@ -190,7 +190,7 @@ pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
                                 codes::REQUIRES_INVALID_FIELDS,
                                 Some(&schema.name),
                                 format!("@requires on {type_name}.{field_name} selects {type_name}.{required}, which is not marked @external"),
-                            ));
+                            ).at(format!("{type_name}.{field_name}")));
                         }
                     }
                 }
@@ -202,7 +202,7 @@ pub fn validate(schema: &SubgraphSchema) -> Vec<Diagnostic> {
                         codes::PROVIDES_INVALID_FIELDS,
                         Some(&schema.name),
                         format!("@provides(fields: \"{provides}\") on {type_name}.{field_name} selects {missing}, which does not exist"),
-                    ));
+                    ).at(format!("{type_name}.{field_name}")));
                 });
             }
         }
