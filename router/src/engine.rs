@@ -315,8 +315,10 @@ impl Engine {
         if let Some(cache) = &self.cache
             && let Some(hit) = lock(cache).get(&key)
         {
+            self.config.executor.metrics.observe_plan_cache(true);
             return Ok(Arc::clone(hit));
         }
+        self.config.executor.metrics.observe_plan_cache(false);
         let document =
             request::parse_and_validate(&self.supergraph.api, query, &self.config.limits)?;
         let prepared = Arc::new(Prepared {

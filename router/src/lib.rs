@@ -17,7 +17,8 @@
 //! - [`live`]: the engine in service, swapped atomically when the supergraph changes;
 //!   [`reload`] recomposes from a `supergraph.yaml` when its sources change.
 //! - [`compose`]: subgraph SDL → supergraph SDL, with every diagnostic.
-//! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`.
+//! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`, `/metrics`
+//!   ([`metrics`]).
 //! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
 
 // `GraphQLError` is the error type of the request path on purpose: errors are the cold path, and
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod execute;
 pub mod live;
+pub mod metrics;
 pub mod plan;
 pub mod reload;
 pub mod request;

@@ -196,3 +196,47 @@ async fn a_subgraph_that_goes_away_leaves_partial_data_and_a_coded_error() -> an
     db.drop().await?;
     example.stop().await
 }
+
+#[tokio::test]
+async fn metrics_count_requests_subgraph_fetches_and_plan_cache_hits() -> anyhow::Result<()> {
+    let example = Example::start().await?;
+    let query = "{ topProducts(first: 2) { name inStock } }";
+    example.query(query, json!({})).await?;
+    example.query(query, json!({})).await?;
+    let text = reqwest::get(format!("http://{}/metrics", example.router.addr))
+        .await?
+        .text()
+        .await?;
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        line("tessera_subgraph_requests_total{outcome=\"ok\",subgraph=\"products\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        line("tessera_subgraph_requests_total{outcome=\"ok\",subgraph=\"inventory\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        line("tessera_plan_cache_total{result=\"hit\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        line("tessera_plan_cache_total{result=\"miss\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        line("tessera_http_requests_total{route=\"/graphql\",status=\"200\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    example.stop().await
+}

@@ -29,6 +29,8 @@ pub struct ExecutorConfig {
     pub subgraph_timeout: Duration,
     /// Share identical in-flight subgraph requests.
     pub dedupe: bool,
+    /// Where subgraph requests are counted.
+    pub metrics: crate::metrics::RouterMetrics,
 }
 
 impl Default for ExecutorConfig {
@@ -36,6 +38,7 @@ impl Default for ExecutorConfig {
         Self {
             subgraph_timeout: Duration::from_secs(30),
             dedupe: false,
+            metrics: crate::metrics::RouterMetrics::new(),
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct Response {
 #[derive(Debug, Clone)]
 pub struct Executor {
     client: SubgraphClient,
+    metrics: crate::metrics::RouterMetrics,
 }
 
 /// One run's state: the data gathered so far and the errors.
@@ -76,6 +80,7 @@ impl Executor {
     pub fn new(config: ExecutorConfig) -> Self {
         Self {
             client: SubgraphClient::new(config.subgraph_timeout, config.dedupe),
+            metrics: config.metrics,
         }
     }
 
@@ -176,7 +181,16 @@ impl Executor {
             .collect();
         let responses = join_all(prepared.iter().map(|p| {
             let url = &run.supergraph.subgraph(p.fetch.graph).url;
-            self.client.post(url, p.body.clone())
+            async move {
+                let started = std::time::Instant::now();
+                let response = self.client.post(url, p.body.clone()).await;
+                self.metrics.observe_subgraph(
+                    &p.fetch.service,
+                    response.is_ok(),
+                    started.elapsed(),
+                );
+                response
+            }
         }))
         .await;
         for (prepared, response) in prepared.into_iter().zip(responses) {

@@ -113,6 +113,7 @@ impl RouterArgs {
             executor: ExecutorConfig {
                 subgraph_timeout: Duration::from_millis(self.subgraph_timeout_ms),
                 dedupe: self.dedupe,
+                ..ExecutorConfig::default()
             },
             plan_cache_size: self.plan_cache_size,
             introspection: !self.no_introspection,

@@ -117,6 +117,32 @@ pub(super) async fn root(State(state): State<Served>, headers: HeaderMap) -> Res
 }
 
 /// `GET /health`.
+/// `GET /metrics`: Prometheus text.
+pub(super) async fn metrics(State(state): State<Served>) -> Response {
+    let text = state.live.engine().config().executor.metrics.render();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Counts every request and its latency, by matched route.
+pub(super) async fn observe(
+    State(state): State<Served>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.live.engine().config().executor.metrics.observe_http(
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
 /// `GET /health`: ok, or degraded (still serving the last good supergraph) when the latest
 /// recomposition failed, with its errors.
 pub(super) async fn health(State(state): State<Served>) -> Response {

@@ -74,7 +74,9 @@ pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
         )
         .route("/", any(graphql::root))
         .route("/health", get(graphql::health))
+        .route("/metrics", get(graphql::metrics))
         .fallback(graphql::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), graphql::observe))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         .layer(
