@@ -1,8 +1,6 @@
 //! The data tree gathered so far: walking plan paths, building representations, and merging
 //! subgraph results back in.
 
-use std::collections::HashMap;
-
 use apollo_compiler::Name;
 use serde_json::{Map, Value};
 
@@ -89,78 +87,135 @@ pub fn at_mut<'a>(data: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> 
     Some(value)
 }
 
-/// Projects `object` through `input` into a representation; `None` when it has no
-/// `__typename` or misses a key field.
-pub fn representation(
+/// Writes the representation of `object` through `input` as JSON into `out`; false (and
+/// nothing written) when it has no `__typename` or misses a key field. Fields are written under
+/// their names (the key may be an alias the planner gave a required field).
+pub fn write_representation(
+    out: &mut Vec<u8>,
     object: &Map<String, Value>,
     input: &SelectionSet,
     possible: &dyn Fn(&str, &Name) -> bool,
     rewrite: Option<&Name>,
-) -> Option<Value> {
-    let typename = object.get("__typename")?.as_str()?.to_owned();
-    let mut out = Map::new();
-    project_into(object, input, &typename, possible, &mut out)?;
-    if let Some(rewrite) = rewrite {
-        out.insert("__typename".into(), Value::String(rewrite.to_string()));
+) -> bool {
+    let Some(typename) = object.get("__typename").and_then(Value::as_str) else {
+        return false;
+    };
+    let start = out.len();
+    out.push(b'{');
+    let mut first = true;
+    let written = write_fields(out, object, input, typename, possible, rewrite, &mut first);
+    if !written {
+        out.truncate(start);
+        return false;
     }
-    Some(Value::Object(out))
+    out.push(b'}');
+    true
 }
 
-fn project_into(
+fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+}
+
+fn write_fields(
+    out: &mut Vec<u8>,
     object: &Map<String, Value>,
     set: &SelectionSet,
     typename: &str,
     possible: &dyn Fn(&str, &Name) -> bool,
-    out: &mut Map<String, Value>,
-) -> Option<()> {
+    rewrite: Option<&Name>,
+    first: &mut bool,
+) -> bool {
     for item in &set.items {
         match item {
+            Selection::Field(field) if field.name == "__typename" => {
+                write_key(out, "__typename", first);
+                let _ = serde_json::to_writer(&mut *out, rewrite.map_or(typename, Name::as_str));
+            }
             Selection::Field(field) => {
-                let value = object.get(field.key.as_str())?;
-                let projected = if field.selection.items.is_empty() {
-                    value.clone()
-                } else {
-                    project_value(value, &field.selection, possible)?
+                let Some(value) = object.get(field.key.as_str()) else {
+                    return false;
                 };
-                // Subgraphs read representations by field name; the key may be an alias
-                // the planner gave a required field.
-                out.insert(field.name.to_string(), projected);
+                write_key(out, field.name.as_str(), first);
+                if field.selection.items.is_empty() {
+                    let _ = serde_json::to_writer(&mut *out, value);
+                } else if !write_projected(out, value, &field.selection, possible) {
+                    return false;
+                }
             }
             Selection::Fragment(fragment) => {
-                if possible(typename, &fragment.on) {
-                    project_into(object, &fragment.selection, typename, possible, out)?;
+                if possible(typename, &fragment.on)
+                    && !write_fields(
+                        out,
+                        object,
+                        &fragment.selection,
+                        typename,
+                        possible,
+                        rewrite,
+                        first,
+                    )
+                {
+                    return false;
                 }
             }
         }
     }
-    Some(())
+    true
 }
 
-fn project_value(
+fn write_projected(
+    out: &mut Vec<u8>,
     value: &Value,
     set: &SelectionSet,
     possible: &dyn Fn(&str, &Name) -> bool,
-) -> Option<Value> {
+) -> bool {
     match value {
         Value::Object(object) => {
             let typename = object
                 .get("__typename")
                 .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let mut out = Map::new();
+                .unwrap_or_default();
+            out.push(b'{');
+            let mut first = true;
             if let Some(t) = object.get("__typename") {
-                out.insert("__typename".into(), t.clone());
+                write_key(out, "__typename", &mut first);
+                let _ = serde_json::to_writer(&mut *out, t);
             }
-            project_into(object, set, &typename, possible, &mut out)?;
-            Some(Value::Object(out))
+            let plain: SelectionSet = SelectionSet {
+                items: set
+                    .items
+                    .iter()
+                    .filter(|i| !matches!(i, Selection::Field(f) if f.name == "__typename"))
+                    .cloned()
+                    .collect(),
+            };
+            if !write_fields(out, object, &plain, typename, possible, None, &mut first) {
+                return false;
+            }
+            out.push(b'}');
+            true
         }
-        Value::Array(items) => items
-            .iter()
-            .map(|item| project_value(item, set, possible))
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array),
-        other => Some(other.clone()),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                if !write_projected(out, item, set, possible) {
+                    return false;
+                }
+            }
+            out.push(b']');
+            true
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+            true
+        }
     }
 }
 
@@ -186,26 +241,6 @@ pub fn deep_merge(target: &mut Value, source: Value) {
         (Value::Object(_), Value::Null) => {}
         (target, source) => *target = source,
     }
-}
-
-/// Representations with duplicates removed: the unique list, and for each unique one the
-/// locations of the objects that produced it.
-pub fn dedupe(items: Vec<(Vec<Step>, Value)>) -> (Vec<Value>, Vec<Vec<Vec<Step>>>) {
-    let mut unique: Vec<Value> = Vec::new();
-    let mut origins: Vec<Vec<Vec<Step>>> = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (location, representation) in items {
-        let key = representation.to_string();
-        match seen.get(&key) {
-            Some(index) => origins[*index].push(location),
-            None => {
-                seen.insert(key, unique.len());
-                unique.push(representation);
-                origins.push(vec![location]);
-            }
-        }
-    }
-    (unique, origins)
 }
 
 /// Moves aliased values in a subgraph response back under the client's keys.
@@ -271,13 +306,43 @@ mod tests {
     }
 
     #[test]
-    fn dedupe_keeps_every_origin() {
-        let (unique, origins) = dedupe(vec![
-            (vec![Step::Index(0)], json!({ "id": 1 })),
-            (vec![Step::Index(1)], json!({ "id": 1 })),
-            (vec![Step::Index(2)], json!({ "id": 2 })),
-        ]);
-        assert_eq!(unique.len(), 2);
-        assert_eq!(origins[0].len(), 2);
+    fn representations_use_field_names_and_the_rewritten_typename() {
+        use crate::plan::operation::{Field, Selection, SelectionSet};
+        let ty = apollo_compiler::ast::Type::Named(Name::new_unchecked("String"));
+        let mut price = Field::plain(Name::new_unchecked("price"), ty.clone());
+        price.key = Name::new_unchecked("_tessera_price_1");
+        let input = SelectionSet {
+            items: vec![
+                Selection::Field(Field::plain(Name::new_unchecked("__typename"), ty.clone())),
+                Selection::Field(Field::plain(Name::new_unchecked("id"), ty)),
+                Selection::Field(price),
+            ],
+        };
+        let object =
+            json!({ "__typename": "Book", "id": "b1", "_tessera_price_1": 5, "title": "x" });
+        let mut out = Vec::new();
+        let possible = |_: &str, _: &Name| true;
+        let rewrite = Name::new_unchecked("Media");
+        assert!(write_representation(
+            &mut out,
+            object.as_object().expect("an object"),
+            &input,
+            &possible,
+            Some(&rewrite)
+        ));
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            r#"{"__typename":"Media","id":"b1","price":5}"#
+        );
+        let missing = json!({ "__typename": "Book" });
+        let mut out = Vec::new();
+        assert!(!write_representation(
+            &mut out,
+            missing.as_object().expect("an object"),
+            &input,
+            &possible,
+            None
+        ));
+        assert!(out.is_empty());
     }
 }

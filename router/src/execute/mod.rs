@@ -14,7 +14,7 @@ use std::time::Duration;
 use apollo_compiler::Name;
 use bytes::Bytes;
 use futures_util::future::join_all;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, codes};
 use crate::plan::{FetchNode, PlanNode, QueryPlan};
@@ -201,50 +201,88 @@ impl Executor {
 
 /// Builds the request of `fetch`; `None` when an entity fetch has no object to complete.
 fn prepare(fetch: &Arc<FetchNode>, run: &Run<'_>) -> Option<Prepared> {
-    let mut variables = Map::new();
+    // The request body is written directly: `{"query":…,"variables":{…}}`.
+    let mut body = Vec::with_capacity(fetch.operation.len() + 256);
+    body.extend_from_slice(b"{\"query\":");
+    let _ = serde_json::to_writer(&mut body, &fetch.operation);
+    body.extend_from_slice(b",\"variables\":{");
+    let mut first = true;
     for name in &fetch.variables {
         if let Some(value) = run.variables.get(name.as_str()) {
-            variables.insert(name.to_string(), value.clone());
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            let _ = serde_json::to_writer(&mut body, name.as_str());
+            body.push(b':');
+            let _ = serde_json::to_writer(&mut body, value);
         }
     }
     let mut origins = None;
     if let Some(entities) = &fetch.entities {
-        let supergraph = run.supergraph;
-        let possible = |runtime: &str, condition: &Name| {
-            runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
-        };
-        let mut found = Vec::new();
-        for (location, object) in merge::objects_at(&run.data, &entities.path) {
-            let typename = object
-                .get("__typename")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if !entities.type_filter.iter().any(|t| t == typename) {
-                continue;
-            }
-            if let Some(representation) = merge::representation(
-                object,
-                &entities.input,
-                &possible,
-                entities.rewrite_typename.as_ref(),
-            ) {
-                found.push((location, representation));
-            }
+        let (representations, locations) = representations(entities, run)?;
+        if !first {
+            body.push(b',');
         }
-        if found.is_empty() {
-            return None;
+        body.extend_from_slice(b"\"representations\":[");
+        for (index, representation) in representations.iter().enumerate() {
+            if index > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(representation);
         }
-        let (representations, locations) = merge::dedupe(found);
-        variables.insert("representations".into(), Value::Array(representations));
+        body.push(b']');
         origins = Some(locations);
     }
-    let body = json!({ "query": fetch.operation, "variables": variables });
-    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    body.extend_from_slice(b"}}");
     Some(Prepared {
         fetch: fetch.clone(),
-        body,
+        body: Bytes::from(body),
         origins,
     })
+}
+
+/// The distinct representations (as JSON) of the objects an entity fetch completes, and for
+/// each the locations of the objects behind it; `None` when there is no such object.
+#[allow(clippy::type_complexity)]
+fn representations(
+    entities: &crate::plan::EntityFetch,
+    run: &Run<'_>,
+) -> Option<(indexmap::IndexSet<Vec<u8>>, Vec<Vec<Vec<Step>>>)> {
+    let supergraph = run.supergraph;
+    let possible = |runtime: &str, condition: &Name| {
+        runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
+    };
+    let mut unique: indexmap::IndexSet<Vec<u8>> = indexmap::IndexSet::new();
+    let mut locations: Vec<Vec<Vec<Step>>> = Vec::new();
+    let mut scratch = Vec::with_capacity(128);
+    for (location, object) in merge::objects_at(&run.data, &entities.path) {
+        let typename = object
+            .get("__typename")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !entities.type_filter.iter().any(|t| t == typename) {
+            continue;
+        }
+        scratch.clear();
+        if !merge::write_representation(
+            &mut scratch,
+            object,
+            &entities.input,
+            &possible,
+            entities.rewrite_typename.as_ref(),
+        ) {
+            continue;
+        }
+        match unique.get_index_of(scratch.as_slice()) {
+            Some(index) => locations[index].push(location),
+            None => {
+                unique.insert(scratch.clone());
+                locations.push(vec![location]);
+            }
+        }
+    }
+    (!unique.is_empty()).then_some((unique, locations))
 }
 
 /// Merges one subgraph response into the run: data at the right places, errors at client
