@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::{GraphQLError, codes};
 use crate::execute::{Executor, ExecutorConfig};
 use crate::plan::{self, QueryPlan};
-use crate::request::{self, GraphQLRequest, Limits, extra_codes};
+use crate::request::{self, GraphQLRequest, Limits};
 use crate::supergraph::Supergraph;
 
 /// How the engine treats requests.
@@ -354,7 +354,7 @@ impl Engine {
                 RequestFailure::Request,
                 vec![GraphQLError::new(
                     "subscriptions are not supported yet",
-                    extra_codes::SUBSCRIPTIONS_NOT_SUPPORTED,
+                    codes::SUBSCRIPTIONS_NOT_SUPPORTED,
                 )],
             ));
         }
@@ -375,7 +375,7 @@ impl Engine {
                 RequestFailure::Request,
                 vec![GraphQLError::new(
                     "introspection is disabled on this router",
-                    extra_codes::INTROSPECTION_DISABLED,
+                    codes::INTROSPECTION_DISABLED,
                 )],
             ));
         }
@@ -439,7 +439,7 @@ fn missing_query(request: &GraphQLRequest) -> (RequestFailure, Vec<GraphQLError>
             RequestFailure::Request,
             vec![GraphQLError::new(
                 "persisted queries are not supported; send the query text",
-                extra_codes::PERSISTED_QUERY_NOT_SUPPORTED,
+                codes::PERSISTED_QUERY_NOT_SUPPORTED,
             )],
         );
     }

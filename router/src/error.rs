@@ -81,6 +81,15 @@ pub mod codes {
     pub const SUBGRAPH_FETCH_FAILED: &str = "SUBGRAPH_FETCH_FAILED";
     /// A subgraph left a non-null field null.
     pub const NULL_IN_NON_NULL: &str = "RESPONSE_NULL_IN_NON_NULL_FIELD";
+    /// The operation is a subscription; the router does not serve subscriptions yet.
+    pub const SUBSCRIPTIONS_NOT_SUPPORTED: &str = "SUBSCRIPTIONS_NOT_SUPPORTED";
+    /// The operation asks for `__schema` or `__type` and introspection is turned off.
+    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
+    /// The request carries only a persisted-query hash; the router has no persisted queries.
+    /// Apollo Client reacts to this code by sending the full query.
+    pub const PERSISTED_QUERY_NOT_SUPPORTED: &str = "PERSISTED_QUERY_NOT_SUPPORTED";
+    /// No route for this path.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
     /// Anything else on the router's side.
     pub const INTERNAL: &str = "INTERNAL_SERVER_ERROR";
 }

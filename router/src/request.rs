@@ -21,19 +21,6 @@ pub use limits::Limits;
 
 use crate::error::{GraphQLError, Location, codes};
 
-/// Error codes introduced by the request pipeline (to be moved into [`crate::error::codes`]).
-pub mod extra_codes {
-    /// The operation is a subscription; the router does not serve subscriptions yet.
-    pub const SUBSCRIPTIONS_NOT_SUPPORTED: &str = "SUBSCRIPTIONS_NOT_SUPPORTED";
-    /// The operation asks for `__schema` or `__type` and introspection is turned off.
-    pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
-    /// The request carries only a persisted-query hash; the router has no persisted queries.
-    /// Apollo Client reacts to this code by sending the full query.
-    pub const PERSISTED_QUERY_NOT_SUPPORTED: &str = "PERSISTED_QUERY_NOT_SUPPORTED";
-    /// No route for this path.
-    pub const NOT_FOUND: &str = "NOT_FOUND";
-}
-
 /// Path used in diagnostics for the client's query.
 const QUERY_PATH: &str = "query.graphql";
 

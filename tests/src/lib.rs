@@ -12,6 +12,7 @@
 //! - [`ws`]: [`WsClient`], a `graphql-transport-ws` client for subscriptions.
 //! - [`private_redis`]: [`PrivateRedis`], a `redis-server` of the test's own that can be killed
 //!   and restarted on the same port, for reconnection tests.
+//! - [`temp_dir`]: [`TempDir`], a directory of the test's own, removed on drop.
 //! - [`poll`]: [`wait_until`], the only sanctioned way to wait for something to happen.
 //!
 //! # Example
@@ -40,6 +41,7 @@ pub mod http;
 pub mod poll;
 pub mod private_redis;
 pub mod subgraph;
+pub mod temp_dir;
 pub mod ws;
 
 pub use db::TestDb;
@@ -47,6 +49,7 @@ pub use http::{post_graphql, post_raw};
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;
 pub use subgraph::{SubgraphOptions, spawn_seeded, spawn_subgraph, unique_prefix};
+pub use temp_dir::TempDir;
 pub use ws::WsClient;
 
 /// The shared PostgreSQL server's maintenance database, used to create and drop test databases.

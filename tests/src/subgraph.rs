@@ -32,6 +32,8 @@ pub struct SubgraphOptions {
     pub event_prefix: String,
     /// Load the example data on start.
     pub seed: bool,
+    /// The DataLoader batch window in ms; `None` keeps the kit's default.
+    pub loader_delay_ms: Option<u64>,
 }
 
 impl Default for SubgraphOptions {
@@ -42,6 +44,7 @@ impl Default for SubgraphOptions {
             redis_url: None,
             event_prefix: unique_prefix(),
             seed: false,
+            loader_delay_ms: None,
         }
     }
 }
@@ -58,6 +61,9 @@ impl SubgraphOptions {
         config.redis_url = self.redis_url.clone();
         config.event_prefix = self.event_prefix.clone();
         config.seed = self.seed;
+        if let Some(delay) = self.loader_delay_ms {
+            config.loader_delay_ms = delay;
+        }
         if self.database_url.is_none() {
             let dir = std::env::temp_dir()
                 .join(format!("tessera-test-{}", uuid::Uuid::new_v4().simple()));

@@ -23,12 +23,10 @@ async fn a_changed_schema_file_is_recomposed_and_swapped_in_without_failing_requ
     // The first version of the schema file lacks `Product.description`.
     let without_description = remove_field(&full_sdl, "description: String!");
     assert_ne!(without_description, full_sdl, "the test removes a field");
-    let dir =
-        std::env::temp_dir().join(format!("tessera-reload-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let schema = dir.join("products.graphql");
+    let dir = tessera_tests::TempDir::create("reload")?;
+    let schema = dir.path().join("products.graphql");
     std::fs::write(&schema, &without_description)?;
-    let config = dir.join("supergraph.yaml");
+    let config = dir.path().join("supergraph.yaml");
     std::fs::write(
         &config,
         format!(
@@ -141,7 +139,6 @@ async fn a_changed_schema_file_is_recomposed_and_swapped_in_without_failing_requ
     watcher.abort();
     server.abort();
     products.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

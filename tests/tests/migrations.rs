@@ -2,15 +2,13 @@
 //! tables appear, `down` removes every one of them, and a second `up` brings them back (so
 //! `down` left nothing behind that would get in its way).
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use sea_orm::{Database, DatabaseConnection};
 use sea_orm_migration::{MigratorTrait, SchemaManager};
 use tessera_migrations::{
     AccountsMigrator, InventoryMigrator, OrdersMigrator, ProductsMigrator, ReviewsMigrator,
 };
-use tessera_tests::TestDb;
+use tessera_tests::{TempDir, TestDb};
 
 /// The tables each migrator creates, outbox included.
 const ACCOUNTS: &[&str] = &["outbox", "users"];
@@ -86,28 +84,8 @@ async fn on_sqlite<M: MigratorTrait>(
     migrator: &str,
     tables: &[&str],
 ) -> anyhow::Result<()> {
-    let url = format!("sqlite://{}?mode=rwc", dir.0.join(file).display());
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join(file).display());
     up_down_up::<M>(&url, migrator, tables).await
-}
-
-/// A fresh directory under the system temp dir, removed (with its contents) on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create() -> anyhow::Result<TempDir> {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-migrations-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // One database per migrator, as in production: no two subgraphs share tables, and every
@@ -124,7 +102,7 @@ async fn every_migrator_goes_up_down_and_up_again_on_postgres() -> anyhow::Resul
 
 #[tokio::test]
 async fn every_migrator_goes_up_down_and_up_again_on_sqlite() -> anyhow::Result<()> {
-    let dir = TempDir::create()?;
+    let dir = TempDir::create("migrations")?;
     on_sqlite::<AccountsMigrator>(&dir, "accounts.db", "AccountsMigrator", ACCOUNTS).await?;
     on_sqlite::<ProductsMigrator>(&dir, "products.db", "ProductsMigrator", PRODUCTS).await?;
     on_sqlite::<InventoryMigrator>(&dir, "inventory.db", "InventoryMigrator", INVENTORY).await?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tessera_tests::{post_graphql, wait_until};
+use tessera_tests::{TempDir, post_graphql, wait_until};
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
@@ -38,26 +38,6 @@ const CONFIG_VARS: [&str; 7] = [
 
 /// How long a binary may take to connect, migrate a new SQLite file and answer `/health`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A fresh directory under the system temp dir, removed (with its contents) on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create(name: &str) -> anyhow::Result<TempDir> {
-        let dir = std::env::temp_dir().join(format!(
-            "tessera-startup-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `target/<profile>/tessera-<name>`: this test runs as `target/<profile>/deps/integration-…`.
 fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
@@ -117,10 +97,10 @@ async fn starts_without_configuration(name: &str, port: u16) -> anyhow::Result<(
         "port {port} is already in use (a running tessera-example or tessera-{name}?); stop it \
          before running this test"
     );
-    let cwd = TempDir::create(name)?;
+    let cwd = TempDir::create(&format!("startup-{name}"))?;
     let mut command = Command::new(&binary);
     command
-        .current_dir(&cwd.0)
+        .current_dir(cwd.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -132,7 +112,7 @@ async fn starts_without_configuration(name: &str, port: u16) -> anyhow::Result<(
         .spawn()
         .with_context(|| format!("spawning {}", binary.display()))?;
     let stderr = Stderr::capture(&mut child)?;
-    let checked = check_running(&mut child, &stderr, name, port, &cwd.0).await;
+    let checked = check_running(&mut child, &stderr, name, port, cwd.path()).await;
     // `kill` sends SIGKILL and waits for the process, so the next binary starts alone.
     let killed = child
         .kill()

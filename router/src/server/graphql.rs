@@ -13,7 +13,7 @@ use super::Served;
 use super::negotiate::Accept;
 use crate::engine::{EngineResponse, RequestContext, RequestFailure, ResponseMediaType};
 use crate::error::{GraphQLError, codes};
-use crate::request::{GraphQLRequest, extra_codes};
+use crate::request::GraphQLRequest;
 
 /// The header that asks for the query plan in `extensions`.
 pub const EXPOSE_QUERY_PLAN_HEADER: &str = "tessera-expose-query-plan";
@@ -180,7 +180,7 @@ pub(super) async fn not_found(headers: HeaderMap) -> Response {
     error(
         StatusCode::NOT_FOUND,
         media_type,
-        extra_codes::NOT_FOUND,
+        codes::NOT_FOUND,
         "not found; GraphQL is served on `/graphql`",
     )
 }

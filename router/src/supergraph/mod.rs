@@ -122,15 +122,6 @@ impl Supergraph {
         }
     }
 
-    /// The declared type of `type_name.field` in the supergraph.
-    pub fn field_type(&self, type_name: &str, field: &str) -> Option<&apollo_compiler::ast::Type> {
-        match self.type_def(type_name)? {
-            ExtendedType::Object(o) => o.fields.get(field).map(|f| &f.ty),
-            ExtendedType::Interface(i) => i.fields.get(field).map(|f| &f.ty),
-            _ => None,
-        }
-    }
-
     /// The subgraph with id `graph`.
     pub fn subgraph(&self, graph: GraphId) -> &Subgraph {
         &self.subgraphs[graph]

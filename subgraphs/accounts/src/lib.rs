@@ -26,7 +26,7 @@ impl Subgraph for Accounts {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(tessera_kit::loader(schema::UsersDb::new(app)))
+        builder.data(tessera_kit::loader(app, schema::UsersDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

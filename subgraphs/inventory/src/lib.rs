@@ -35,7 +35,7 @@ impl Subgraph for Inventory {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(tessera_kit::loader(schema::StockDb::new(app)))
+        builder.data(tessera_kit::loader(app, schema::StockDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

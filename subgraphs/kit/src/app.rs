@@ -73,6 +73,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes the outbox relay after a commit.
     pub outbox: OutboxSignal,
+    /// How long DataLoaders wait for more keys before running a batch.
+    pub loader_delay: std::time::Duration,
 }
 
 impl AppState {
@@ -221,6 +223,7 @@ pub async fn start<S: Subgraph>(
         bus: bus.clone(),
         metrics,
         outbox: OutboxSignal::default(),
+        loader_delay: std::time::Duration::from_millis(config.loader_delay_ms),
     };
     let (shutdown, stop) = watch::channel(false);
     let router = crate::serve::router(schema::<S>(Some(&app)), app.clone(), stop.clone());

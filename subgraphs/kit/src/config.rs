@@ -35,6 +35,11 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// How long DataLoaders wait for more keys before running a batch, in ms: a wider window
+    /// keeps batches whole on a busy machine at the cost of latency per nesting level.
+    #[arg(long, env = "LOADER_DELAY_MS", default_value_t = crate::LOADER_DELAY_MS)]
+    pub loader_delay_ms: u64,
+
     /// Print this subgraph's SDL (as served by `_service { sdl }`) and exit.
     #[arg(long)]
     pub print_sdl: bool,
@@ -56,6 +61,7 @@ impl Config {
             seed: false,
             data_dir: PathBuf::from("./data"),
             print_sdl: false,
+            loader_delay_ms: crate::LOADER_DELAY_MS,
             shared_bus: None,
         }
     }

@@ -46,16 +46,21 @@ pub use events::{Event, EventBus};
 pub use metrics::{Metrics, Pool};
 pub use serve::Viewer;
 
-/// How long a DataLoader waits for more keys before it runs a batch.
+/// How long a DataLoader waits for more keys before it runs a batch, by default (ms).
 ///
 /// async-graphql's default (1 ms) splits batches when resolving a wide list takes longer than
 /// that (a debug build under load), which turns one statement per level into several. A few
-/// milliseconds per level of nesting buys a statement count that depends only on depth.
-pub const LOADER_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+/// milliseconds per level of nesting buys a statement count that depends only on depth;
+/// `--loader-delay-ms` widens it for busier machines.
+pub const LOADER_DELAY_MS: u64 = 5;
 
-/// A DataLoader over `loader` that batches with [`LOADER_DELAY`].
-pub fn loader<T: Send + Sync + 'static>(loader: T) -> async_graphql::dataloader::DataLoader<T> {
-    async_graphql::dataloader::DataLoader::new(loader, tokio::spawn).delay(LOADER_DELAY)
+/// A DataLoader over `loader` that batches keys for `app`'s window (`--loader-delay-ms`,
+/// [`LOADER_DELAY_MS`] by default).
+pub fn loader<T: Send + Sync + 'static>(
+    app: &AppState,
+    loader: T,
+) -> async_graphql::dataloader::DataLoader<T> {
+    async_graphql::dataloader::DataLoader::new(loader, tokio::spawn).delay(app.loader_delay)
 }
 
 /// Groups `rows` by `key` for a one-to-many DataLoader batch: every key asked for gets the

@@ -40,7 +40,7 @@ impl Subgraph for Orders {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(tessera_kit::loader(loaders::OrdersDb::new(app)))
+        builder.data(tessera_kit::loader(app, loaders::OrdersDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

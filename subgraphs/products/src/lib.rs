@@ -27,7 +27,7 @@ impl Subgraph for Products {
         builder: async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-        builder.data(tessera_kit::loader(schema::ProductsDb::new(app)))
+        builder.data(tessera_kit::loader(app, schema::ProductsDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -26,7 +26,7 @@ impl Subgraph for Reviews {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(tessera_kit::loader(schema::ReviewsDb::new(app)))
+        builder.data(tessera_kit::loader(app, schema::ReviewsDb::new(app)))
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -365,7 +365,6 @@ impl Builder<'_> {
             selection: SelectionSet::default(),
             deps: BTreeSet::new(),
             condition: ctx.condition.clone(),
-            stage: self.groups[ctx.group].stage,
         });
         self.groups.len() - 1
     }

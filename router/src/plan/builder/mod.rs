@@ -54,8 +54,6 @@ pub(super) struct Group {
     pub selection: SelectionSet,
     pub deps: BTreeSet<usize>,
     pub condition: Condition,
-    /// For root groups: the position of the root field that opened it (mutations run in order).
-    pub stage: usize,
 }
 
 /// Where the walk is.
@@ -187,11 +185,11 @@ impl<'a> Builder<'a> {
         let group = match existing {
             Some(group) => group,
             None => {
-                let (deps, stage) = if sequential {
-                    let stage = self.groups.iter().filter(|g| g.entity.is_none()).count();
-                    ((0..self.groups.len()).collect(), stage)
+                // A mutation field runs after everything planned before it.
+                let deps = if sequential {
+                    (0..self.groups.len()).collect()
                 } else {
-                    (BTreeSet::new(), 0)
+                    BTreeSet::new()
                 };
                 self.groups.push(Group {
                     graph,
@@ -199,7 +197,6 @@ impl<'a> Builder<'a> {
                     selection: SelectionSet::default(),
                     deps,
                     condition: Condition::default(),
-                    stage,
                 });
                 self.groups.len() - 1
             }
