@@ -31,15 +31,18 @@ struct Args {
     label: String,
 }
 
-/// User plus system CPU time of `pid`, from `/proc/<pid>/stat` (clock ticks of 10 ms).
-fn cpu_time(pid: u32) -> Option<Duration> {
+/// User and system CPU time of `pid`, from `/proc/<pid>/stat` (clock ticks of 10 ms).
+fn cpu_time(pid: u32) -> Option<(Duration, Duration)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
+    Some((
+        Duration::from_millis(utime * 10),
+        Duration::from_millis(stime * 10),
+    ))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -122,10 +125,9 @@ async fn main() -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let cpu = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if requests > 0 => {
-            format!(
-                "{:.3} ms",
-                ms(after.saturating_sub(before)) / requests as f64
-            )
+            let per = |a: Duration, b: Duration| ms(a.saturating_sub(b)) / requests as f64;
+            let (user, sys) = (per(after.0, before.0), per(after.1, before.1));
+            format!("{:.3} ms (user {user:.3}, sys {sys:.3})", user + sys)
         }
         _ => "-".to_owned(),
     };

@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use serde_json::Value;
 
 /// Why a subgraph request produced no usable response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -24,7 +23,16 @@ pub enum FetchError {
     InvalidBody(String),
 }
 
-type InFlight = Shared<BoxFuture<'static, Result<Arc<Value>, FetchError>>>;
+/// A subgraph's answer: its status and body (parsed by the executor, which keeps the bytes).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Bytes,
+}
+
+type InFlight = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
 
 /// The subgraph HTTP client: one connection pool for every subgraph, keep-alive on.
 #[derive(Clone)]
@@ -61,8 +69,8 @@ impl SubgraphClient {
         }
     }
 
-    /// POSTs `body` (a GraphQL request) to `url` and parses the JSON response.
-    pub async fn post(&self, url: &str, body: Bytes) -> Result<Arc<Value>, FetchError> {
+    /// POSTs `body` (a GraphQL request) to `url` and reads the response.
+    pub async fn post(&self, url: &str, body: Bytes) -> Result<Reply, FetchError> {
         if !self.dedupe {
             return send(self.http.clone(), url.to_owned(), body).await;
         }
@@ -89,7 +97,7 @@ impl SubgraphClient {
     }
 }
 
-async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Arc<Value>, FetchError> {
+async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Reply, FetchError> {
     let response = http
         .post(&url)
         .header("content-type", "application/json")
@@ -101,20 +109,10 @@ async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Arc<Val
         .send()
         .await
         .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
-    let status = response.status();
-    let bytes = response
+    let status = response.status().as_u16();
+    let body = response
         .bytes()
         .await
         .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        // A GraphQL response has `data` or `errors`; anything else (an error page in JSON,
-        // `{}`) is not one, whatever the status.
-        Ok(value) if value.get("data").is_some() || value.get("errors").is_some() => {
-            Ok(Arc::new(value))
-        }
-        Ok(_) if !status.is_success() => Err(FetchError::Status(status.as_u16())),
-        Ok(_) => Err(FetchError::InvalidBody("not a GraphQL response".into())),
-        Err(_) if !status.is_success() => Err(FetchError::Status(status.as_u16())),
-        Err(err) => Err(FetchError::InvalidBody(err.to_string())),
-    }
+    Ok(Reply { status, body })
 }

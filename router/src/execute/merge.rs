@@ -2,114 +2,233 @@
 //! subgraph results back in.
 
 use apollo_compiler::Name;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::tree::{Entries, Node, Texts};
 use crate::plan::PathElem;
 use crate::plan::alias::Rename;
 use crate::plan::operation::{Selection, SelectionSet};
 
-/// One step into the concrete data: an object key or a list index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Into an object's key (a cheap reference-counted name).
-    Key(Name),
-    /// Into a list's element.
-    Index(usize),
-}
-
-impl Step {
-    /// The step as a GraphQL response path element.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Self::Key(key) => Value::String(key.to_string()),
-            Self::Index(index) => Value::from(*index),
-        }
-    }
-}
-
-/// Every object at `path` (lists flattened), with its concrete location.
-pub fn objects_at<'a>(
-    data: &'a Value,
+/// Calls `f` with every object at `path` (lists flattened) and its location: the index of
+/// each step, into an object's entries or a list's items.
+pub fn for_each_object<'a>(
+    texts: &Texts,
+    data: &'a Node,
     path: &[PathElem],
-) -> Vec<(Vec<Step>, &'a Map<String, Value>)> {
-    let mut out = Vec::new();
-    let mut current = Vec::new();
-    walk(data, path, &mut current, &mut out);
-    out
-}
-
-fn walk<'a>(
-    value: &'a Value,
-    path: &[PathElem],
-    current: &mut Vec<Step>,
-    out: &mut Vec<(Vec<Step>, &'a Map<String, Value>)>,
+    steps: &mut Vec<u32>,
+    f: &mut dyn FnMut(&[u32], &'a Entries),
 ) {
-    match (path.first(), value) {
-        (None, Value::Object(object)) => out.push((current.clone(), object)),
-        (None, Value::Array(items)) => walk_items(items, path, current, out),
-        (Some(PathElem::Key(key)), Value::Object(object)) => {
-            if let Some(child) = object.get(key.as_str()) {
-                current.push(Step::Key(key.clone()));
-                walk(child, &path[1..], current, out);
-                current.pop();
+    match (path.first(), data) {
+        (None, Node::Object(entries)) => f(steps, entries),
+        (None, Node::List(items)) => for_each_item(texts, items, path, steps, f),
+        (Some(PathElem::Key(key)), Node::Object(entries)) => {
+            if let Some(index) = texts.position(entries, key) {
+                steps.push(index as u32);
+                for_each_object(texts, &entries[index].1, &path[1..], steps, f);
+                steps.pop();
             }
         }
-        (Some(PathElem::List), Value::Array(items)) => walk_items(items, &path[1..], current, out),
+        (Some(PathElem::List), Node::List(items)) => {
+            for_each_item(texts, items, &path[1..], steps, f);
+        }
         // A list where the path expects an object: every element continues the same path.
-        (Some(PathElem::Key(_)), Value::Array(items)) => walk_items(items, path, current, out),
+        (Some(PathElem::Key(_)), Node::List(items)) => for_each_item(texts, items, path, steps, f),
         _ => {}
     }
 }
 
-fn walk_items<'a>(
-    items: &'a [Value],
+fn for_each_item<'a>(
+    texts: &Texts,
+    items: &'a [Node],
     path: &[PathElem],
-    current: &mut Vec<Step>,
-    out: &mut Vec<(Vec<Step>, &'a Map<String, Value>)>,
+    steps: &mut Vec<u32>,
+    f: &mut dyn FnMut(&[u32], &'a Entries),
 ) {
     for (index, item) in items.iter().enumerate() {
-        current.push(Step::Index(index));
-        walk(item, path, current, out);
-        current.pop();
+        steps.push(index as u32);
+        for_each_object(texts, item, path, steps, f);
+        steps.pop();
     }
 }
 
-/// The value at a concrete location, mutably.
-pub fn at_mut<'a>(data: &'a mut Value, steps: &[Step]) -> Option<&'a mut Value> {
-    let mut value = data;
-    for step in steps {
-        value = match (step, value) {
-            (Step::Key(key), Value::Object(object)) => object.get_mut(key.as_str())?,
-            (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
+/// The node at a location found by [`for_each_object`], mutably. (Merging only appends
+/// entries, so a location stays valid while the results of one step are merged.)
+pub fn at_mut<'a>(data: &'a mut Node, steps: &[u32]) -> Option<&'a mut Node> {
+    let mut node = data;
+    for &step in steps {
+        node = match node {
+            Node::Object(entries) => &mut entries.get_mut(step as usize)?.1,
+            Node::List(items) => items.get_mut(step as usize)?,
             _ => return None,
         };
     }
-    Some(value)
+    Some(node)
 }
 
-/// Writes the representation of `object` through `input` as JSON into `out`; false (and
-/// nothing written) when it has no `__typename` or misses a key field. Fields are written under
-/// their names (the key may be an alias the planner gave a required field).
-pub fn write_representation(
-    out: &mut Vec<u8>,
-    object: &Map<String, Value>,
-    input: &SelectionSet,
-    possible: &dyn Fn(&str, &Name) -> bool,
-    rewrite: Option<&Name>,
-) -> bool {
-    let Some(typename) = object.get("__typename").and_then(Value::as_str) else {
-        return false;
-    };
-    let start = out.len();
-    out.push(b'{');
-    let mut first = true;
-    let written = write_fields(out, object, input, typename, possible, rewrite, &mut first);
-    if !written {
-        out.truncate(start);
-        return false;
+/// A location as a GraphQL response path.
+pub fn path_json(texts: &Texts, data: &Node, steps: &[u32]) -> Vec<Value> {
+    let mut path = Vec::with_capacity(steps.len());
+    let mut node = data;
+    for &step in steps {
+        match node {
+            Node::Object(entries) => {
+                let Some((key, child)) = entries.get(step as usize) else {
+                    break;
+                };
+                path.push(Value::String(texts.key_string(*key)));
+                node = child;
+            }
+            Node::List(items) => {
+                let Some(child) = items.get(step as usize) else {
+                    break;
+                };
+                path.push(Value::from(step));
+                node = child;
+            }
+            _ => break,
+        }
     }
-    out.push(b'}');
-    true
+    path
+}
+
+/// How representations are written: the fetch's input selection and the type facts needed.
+pub struct RepresentationWriter<'a> {
+    /// The run's texts.
+    pub texts: &'a Texts,
+    /// Whether an object of the first type may match a fragment on the second.
+    pub possible: &'a dyn Fn(&str, &Name) -> bool,
+}
+
+impl RepresentationWriter<'_> {
+    /// Writes the representation of the object `entries` through `input` as JSON into `out`;
+    /// false (and nothing written) when it has no `__typename` or misses a key field. Fields
+    /// are written under their names (the key may be an alias the planner gave a required
+    /// field).
+    pub fn write(
+        &self,
+        out: &mut Vec<u8>,
+        entries: &Entries,
+        input: &SelectionSet,
+        rewrite: Option<&Name>,
+    ) -> bool {
+        let Some(typename) = self
+            .texts
+            .field(entries, "__typename")
+            .and_then(|n| self.texts.str_of(n))
+            .and_then(|t| std::str::from_utf8(t).ok())
+        else {
+            return false;
+        };
+        let start = out.len();
+        out.push(b'{');
+        let mut first = true;
+        if !self.write_fields(out, entries, input, typename, rewrite, &mut first) {
+            out.truncate(start);
+            return false;
+        }
+        out.push(b'}');
+        true
+    }
+
+    fn write_fields(
+        &self,
+        out: &mut Vec<u8>,
+        entries: &Entries,
+        set: &SelectionSet,
+        typename: &str,
+        rewrite: Option<&Name>,
+        first: &mut bool,
+    ) -> bool {
+        for item in &set.items {
+            match item {
+                Selection::Field(field) if field.name == "__typename" => {
+                    write_key(out, "__typename", first);
+                    write_name(out, rewrite.map_or(typename, Name::as_str));
+                }
+                Selection::Field(field) => {
+                    let Some(value) = self.texts.field(entries, field.key.as_str()) else {
+                        return false;
+                    };
+                    write_key(out, field.name.as_str(), first);
+                    if field.selection.items.is_empty() {
+                        self.texts.write(out, value);
+                    } else if !self.write_projected(out, value, &field.selection) {
+                        return false;
+                    }
+                }
+                Selection::Fragment(fragment) => {
+                    if (self.possible)(typename, &fragment.on)
+                        && !self.write_fields(
+                            out,
+                            entries,
+                            &fragment.selection,
+                            typename,
+                            rewrite,
+                            first,
+                        )
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn write_projected(&self, out: &mut Vec<u8>, value: &Node, set: &SelectionSet) -> bool {
+        match value {
+            Node::Object(entries) => {
+                let typename = self.texts.field(entries, "__typename");
+                let typename_text = typename
+                    .and_then(|n| self.texts.str_of(n))
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .unwrap_or_default();
+                out.push(b'{');
+                let mut first = true;
+                if let Some(t) = typename {
+                    write_key(out, "__typename", &mut first);
+                    self.texts.write(out, t);
+                }
+                let plain = SelectionSet {
+                    items: set
+                        .items
+                        .iter()
+                        .filter(|i| !matches!(i, Selection::Field(f) if f.name == "__typename"))
+                        .cloned()
+                        .collect(),
+                };
+                if !self.write_fields(out, entries, &plain, typename_text, None, &mut first) {
+                    return false;
+                }
+                out.push(b'}');
+                true
+            }
+            Node::List(items) => {
+                out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    if !self.write_projected(out, item, set) {
+                        return false;
+                    }
+                }
+                out.push(b']');
+                true
+            }
+            other => {
+                self.texts.write(out, other);
+                true
+            }
+        }
+    }
+}
+
+/// Appends a GraphQL name as a JSON string (names never need escaping).
+pub fn write_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'"');
 }
 
 fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
@@ -117,152 +236,36 @@ fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
         out.push(b',');
     }
     *first = false;
-    let _ = serde_json::to_writer(&mut *out, key);
+    write_name(out, key);
     out.push(b':');
 }
 
-fn write_fields(
-    out: &mut Vec<u8>,
-    object: &Map<String, Value>,
-    set: &SelectionSet,
-    typename: &str,
-    possible: &dyn Fn(&str, &Name) -> bool,
-    rewrite: Option<&Name>,
-    first: &mut bool,
-) -> bool {
-    for item in &set.items {
-        match item {
-            Selection::Field(field) if field.name == "__typename" => {
-                write_key(out, "__typename", first);
-                let _ = serde_json::to_writer(&mut *out, rewrite.map_or(typename, Name::as_str));
-            }
-            Selection::Field(field) => {
-                let Some(value) = object.get(field.key.as_str()) else {
-                    return false;
-                };
-                write_key(out, field.name.as_str(), first);
-                if field.selection.items.is_empty() {
-                    let _ = serde_json::to_writer(&mut *out, value);
-                } else if !write_projected(out, value, &field.selection, possible) {
-                    return false;
-                }
-            }
-            Selection::Fragment(fragment) => {
-                if possible(typename, &fragment.on)
-                    && !write_fields(
-                        out,
-                        object,
-                        &fragment.selection,
-                        typename,
-                        possible,
-                        rewrite,
-                        first,
-                    )
-                {
-                    return false;
-                }
-            }
-        }
-    }
-    true
-}
-
-fn write_projected(
-    out: &mut Vec<u8>,
-    value: &Value,
-    set: &SelectionSet,
-    possible: &dyn Fn(&str, &Name) -> bool,
-) -> bool {
-    match value {
-        Value::Object(object) => {
-            let typename = object
-                .get("__typename")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            out.push(b'{');
-            let mut first = true;
-            if let Some(t) = object.get("__typename") {
-                write_key(out, "__typename", &mut first);
-                let _ = serde_json::to_writer(&mut *out, t);
-            }
-            let plain: SelectionSet = SelectionSet {
-                items: set
-                    .items
-                    .iter()
-                    .filter(|i| !matches!(i, Selection::Field(f) if f.name == "__typename"))
-                    .cloned()
-                    .collect(),
-            };
-            if !write_fields(out, object, &plain, typename, possible, None, &mut first) {
-                return false;
-            }
-            out.push(b'}');
-            true
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                if !write_projected(out, item, set, possible) {
-                    return false;
-                }
-            }
-            out.push(b']');
-            true
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-            true
-        }
-    }
-}
-
-/// Merges `source` into `target`: objects key by key, lists element by element, anything
-/// else replaced.
-pub fn deep_merge(target: &mut Value, source: Value) {
-    match (target, source) {
-        (Value::Object(target), Value::Object(source)) => {
-            for (key, value) in source {
-                match target.get_mut(&key) {
-                    Some(existing) => deep_merge(existing, value),
-                    None => {
-                        target.insert(key, value);
-                    }
-                }
-            }
-        }
-        (Value::Array(target), Value::Array(source)) if target.len() == source.len() => {
-            for (t, s) in target.iter_mut().zip(source) {
-                deep_merge(t, s);
-            }
-        }
-        (Value::Object(_), Value::Null) => {}
-        (target, source) => *target = source,
-    }
-}
-
 /// Moves aliased values in a subgraph response back under the client's keys.
-pub fn undo_aliases(value: &mut Value, renames: &[Rename]) {
+pub fn undo_aliases(texts: &mut Texts, value: &mut Node, renames: &[Rename]) {
     match value {
-        Value::Array(items) => items
+        Node::List(items) => items
             .iter_mut()
-            .for_each(|item| undo_aliases(item, renames)),
-        Value::Object(object) => {
+            .for_each(|item| undo_aliases(texts, item, renames)),
+        Node::Object(entries) => {
             for rename in renames {
-                if let Some(inner) = object.get_mut(rename.key.as_str()) {
-                    undo_aliases(inner, &rename.children);
-                }
-                if let Some(original) = &rename.original
-                    && let Some(moved) = object.remove(rename.key.as_str())
-                {
-                    match object.get_mut(original.as_str()) {
-                        Some(existing) => deep_merge(existing, moved),
-                        None => {
-                            object.insert(original.to_string(), moved);
-                        }
+                let Some(index) = texts.position(entries, rename.key.as_str()) else {
+                    continue;
+                };
+                undo_aliases(texts, &mut entries[index].1, &rename.children);
+                let Some(original) = &rename.original else {
+                    continue;
+                };
+                match texts.position(entries, original.as_str()) {
+                    Some(existing) => {
+                        let (_, moved) = entries.remove(index);
+                        let existing = if existing > index {
+                            existing - 1
+                        } else {
+                            existing
+                        };
+                        texts.merge(&mut entries[existing].1, moved);
                     }
+                    None => entries[index].0 = texts.intern(original.as_str()),
                 }
             }
         }
@@ -273,35 +276,68 @@ pub fn undo_aliases(value: &mut Value, renames: &[Rename]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn tree(texts: &mut Texts, data: &str) -> Node {
+        let body = format!("{{\"data\":{data}}}");
+        texts
+            .parse_response(bytes::Bytes::from(body))
+            .expect("valid JSON")
+            .data
+            .expect("data")
+    }
 
     #[test]
-    fn objects_at_flattens_lists_and_records_locations() {
-        let data = json!({ "products": [{ "upc": "1" }, null, { "upc": "2" }] });
+    fn objects_are_found_through_lists_with_their_locations() {
+        let mut texts = Texts::default();
+        let data = tree(
+            &mut texts,
+            r#"{ "x": 0, "products": [{ "upc": "1" }, null, { "upc": "2" }] }"#,
+        );
         let path = [
             PathElem::Key(Name::new_unchecked("products")),
             PathElem::List,
         ];
-        let found: Vec<Vec<Step>> = objects_at(&data, &path)
-            .into_iter()
-            .map(|(l, _)| l)
-            .collect();
+        let mut found = Vec::new();
+        for_each_object(&texts, &data, &path, &mut Vec::new(), &mut |steps, _| {
+            found.push(steps.to_vec())
+        });
+        assert_eq!(found, vec![vec![1, 0], vec![1, 2]]);
         assert_eq!(
-            found,
-            vec![
-                vec![Step::Key(Name::new_unchecked("products")), Step::Index(0)],
-                vec![Step::Key(Name::new_unchecked("products")), Step::Index(2)],
-            ]
+            path_json(&texts, &data, &found[1]),
+            vec![Value::from("products"), Value::from(2)]
         );
+        let mut data = data;
+        assert!(matches!(
+            at_mut(&mut data, &found[1]),
+            Some(Node::Object(_))
+        ));
     }
 
     #[test]
-    fn deep_merge_merges_objects_and_lists() {
-        let mut target = json!({ "a": [{ "x": 1 }], "b": { "c": 1 } });
-        deep_merge(&mut target, json!({ "a": [{ "y": 2 }], "b": { "d": 2 } }));
+    fn aliases_are_undone_into_existing_and_new_keys() {
+        let mut texts = Texts::default();
+        let mut data = tree(
+            &mut texts,
+            r#"{ "a": { "x": 1 }, "_t_a": { "y": 2 }, "_t_b": 3 }"#,
+        );
+        let renames = [
+            Rename {
+                key: Name::new_unchecked("_t_a"),
+                original: Some(Name::new_unchecked("a")),
+                children: Vec::new(),
+            },
+            Rename {
+                key: Name::new_unchecked("_t_b"),
+                original: Some(Name::new_unchecked("b")),
+                children: Vec::new(),
+            },
+        ];
+        undo_aliases(&mut texts, &mut data, &renames);
+        let mut out = Vec::new();
+        texts.write(&mut out, &data);
         assert_eq!(
-            target,
-            json!({ "a": [{ "x": 1, "y": 2 }], "b": { "c": 1, "d": 2 } })
+            String::from_utf8(out).expect("utf-8"),
+            r#"{"a":{"x":1,"y":2},"b":3}"#
         );
     }
 
@@ -318,31 +354,32 @@ mod tests {
                 Selection::Field(price),
             ],
         };
-        let object =
-            json!({ "__typename": "Book", "id": "b1", "_tessera_price_1": 5, "title": "x" });
-        let mut out = Vec::new();
+        let mut texts = Texts::default();
+        let object = tree(
+            &mut texts,
+            r#"{ "__typename": "Book", "id": "b1", "_tessera_price_1": 5, "title": "x" }"#,
+        );
+        let missing = tree(&mut texts, r#"{ "__typename": "Book" }"#);
         let possible = |_: &str, _: &Name| true;
+        let writer = RepresentationWriter {
+            texts: &texts,
+            possible: &possible,
+        };
+        let Node::Object(entries) = &object else {
+            panic!("an object")
+        };
+        let mut out = Vec::new();
         let rewrite = Name::new_unchecked("Media");
-        assert!(write_representation(
-            &mut out,
-            object.as_object().expect("an object"),
-            &input,
-            &possible,
-            Some(&rewrite)
-        ));
+        assert!(writer.write(&mut out, entries, &input, Some(&rewrite)));
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             r#"{"__typename":"Media","id":"b1","price":5}"#
         );
-        let missing = json!({ "__typename": "Book" });
+        let Node::Object(entries) = &missing else {
+            panic!("an object")
+        };
         let mut out = Vec::new();
-        assert!(!write_representation(
-            &mut out,
-            missing.as_object().expect("an object"),
-            &input,
-            &possible,
-            None
-        ));
+        assert!(!writer.write(&mut out, entries, &input, None));
         assert!(out.is_empty());
     }
 }

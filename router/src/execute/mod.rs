@@ -2,12 +2,16 @@
 //!
 //! - [`fetch`]: the pooled subgraph HTTP client (with optional in-flight de-duplication).
 //! - [`merge`]: the data tree: walking paths, representations, merging results.
+//! - [`tree`]: the gathered data, pointing into the subgraphs' response bytes.
+//! - [`merge`]: walking plan paths, representations, and undoing aliases in that data.
 //! - [`shape`]: the client's response, with spec null propagation.
 
 pub mod fetch;
 pub mod merge;
 pub mod shape;
+pub mod tree;
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +23,8 @@ use serde_json::{Map, Value};
 use crate::error::{GraphQLError, codes};
 use crate::plan::{FetchNode, PlanNode, QueryPlan};
 use crate::supergraph::Supergraph;
-use fetch::{FetchError, SubgraphClient};
-use merge::Step;
+use fetch::{FetchError, Reply, SubgraphClient};
+use tree::{Node, Texts};
 
 /// How the executor talks to subgraphs.
 #[derive(Debug, Clone)]
@@ -60,11 +64,12 @@ pub struct Executor {
     metrics: crate::metrics::RouterMetrics,
 }
 
-/// One run's state: the data gathered so far and the errors.
+/// One run's state: the data gathered so far (and the text it points into) and the errors.
 struct Run<'a> {
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
-    data: Value,
+    texts: Texts,
+    data: Node,
     errors: Vec<GraphQLError>,
 }
 
@@ -72,7 +77,47 @@ struct Run<'a> {
 struct Prepared {
     fetch: Arc<FetchNode>,
     body: Bytes,
-    origins: Option<Vec<Vec<Vec<Step>>>>,
+    targets: Option<Targets>,
+}
+
+/// Where an entity fetch's results go: the location of every object it completes (its steps
+/// into the data, see [`merge::for_each_object`]) and the representation each one sent.
+#[derive(Debug, Default)]
+struct Targets {
+    /// Every location's steps, one after another.
+    steps: Vec<u32>,
+    /// Where each location's steps end in `steps`.
+    ends: Vec<usize>,
+    /// Each location's representation (index into `_entities`).
+    representation: Vec<u32>,
+    /// How many locations each representation has.
+    uses: Vec<u32>,
+}
+
+impl Targets {
+    fn push(&mut self, location: &[u32], representation: u32) {
+        self.steps.extend_from_slice(location);
+        self.ends.push(self.steps.len());
+        self.representation.push(representation);
+        match self.uses.get_mut(representation as usize) {
+            Some(uses) => *uses += 1,
+            None => self.uses.push(1),
+        }
+    }
+
+    fn location(&self, index: usize) -> &[u32] {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        &self.steps[start..self.ends[index]]
+    }
+
+    /// The first location that sent `representation`.
+    fn first_of(&self, representation: u32) -> Option<&[u32]> {
+        let index = self
+            .representation
+            .iter()
+            .position(|&r| r == representation)?;
+        Some(self.location(index))
+    }
 }
 
 impl Executor {
@@ -96,16 +141,20 @@ impl Executor {
         let mut run = Run {
             supergraph,
             variables,
-            data: Value::Object(Map::new()),
+            texts: Texts::default(),
+            data: Node::Object(Vec::new()),
             errors: Vec::new(),
         };
         if let Some(root) = &plan.root {
             self.run_node(root, &mut run).await;
         }
-        let empty = Map::new();
-        let gathered = run.data.as_object().unwrap_or(&empty);
+        let gathered = match &run.data {
+            Node::Object(entries) => entries.as_slice(),
+            _ => &[],
+        };
         let mut shaper = shape::Shaper {
             api: &supergraph.api,
+            texts: &run.texts,
             variables,
             errors: Vec::new(),
             known_error_paths: run.errors.iter().filter_map(|e| e.path.clone()).collect(),
@@ -213,84 +262,134 @@ fn prepare(fetch: &Arc<FetchNode>, run: &Run<'_>) -> Option<Prepared> {
                 body.push(b',');
             }
             first = false;
-            let _ = serde_json::to_writer(&mut body, name.as_str());
+            merge::write_name(&mut body, name.as_str());
             body.push(b':');
             let _ = serde_json::to_writer(&mut body, value);
         }
     }
-    let mut origins = None;
+    let mut targets = None;
     if let Some(entities) = &fetch.entities {
-        let (representations, locations) = representations(entities, run)?;
         if !first {
             body.push(b',');
         }
         body.extend_from_slice(b"\"representations\":[");
-        for (index, representation) in representations.iter().enumerate() {
-            if index > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(representation);
-        }
+        targets = Some(write_representations(&mut body, entities, run)?);
         body.push(b']');
-        origins = Some(locations);
     }
     body.extend_from_slice(b"}}");
     Some(Prepared {
         fetch: fetch.clone(),
         body: Bytes::from(body),
-        origins,
+        targets,
     })
 }
 
-/// The distinct representations (as JSON) of the objects an entity fetch completes, and for
-/// each the locations of the objects behind it; `None` when there is no such object.
-#[allow(clippy::type_complexity)]
-fn representations(
+/// Writes the distinct representations of the objects an entity fetch completes into `body`
+/// (comma-separated) and returns where each object is; `None` when there is no such object.
+fn write_representations(
+    body: &mut Vec<u8>,
     entities: &crate::plan::EntityFetch,
     run: &Run<'_>,
-) -> Option<(indexmap::IndexSet<Vec<u8>>, Vec<Vec<Vec<Step>>>)> {
+) -> Option<Targets> {
     let supergraph = run.supergraph;
     let possible = |runtime: &str, condition: &Name| {
         runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
     };
-    let mut unique: indexmap::IndexSet<Vec<u8>> = indexmap::IndexSet::new();
-    let mut locations: Vec<Vec<Vec<Step>>> = Vec::new();
-    let mut scratch = Vec::with_capacity(128);
-    for (location, object) in merge::objects_at(&run.data, &entities.path) {
-        let typename = object
-            .get("__typename")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !entities.type_filter.iter().any(|t| t == typename) {
-            continue;
-        }
-        scratch.clear();
-        if !merge::write_representation(
-            &mut scratch,
-            object,
-            &entities.input,
-            &possible,
-            entities.rewrite_typename.as_ref(),
-        ) {
-            continue;
-        }
-        match unique.get_index_of(scratch.as_slice()) {
-            Some(index) => locations[index].push(location),
-            None => {
-                unique.insert(scratch.clone());
-                locations.push(vec![location]);
+    let writer = merge::RepresentationWriter {
+        texts: &run.texts,
+        possible: &possible,
+    };
+    let hasher = foldhash::fast::FixedState::default();
+    // Representations written so far (byte ranges of `body`), found again by their hash.
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
+    let mut targets = Targets::default();
+    let mut steps = Vec::with_capacity(8);
+    merge::for_each_object(
+        &run.texts,
+        &run.data,
+        &entities.path,
+        &mut steps,
+        &mut |location, object| {
+            let typename = run
+                .texts
+                .field(object, "__typename")
+                .and_then(|t| run.texts.str_of(t))
+                .unwrap_or_default();
+            if !entities
+                .type_filter
+                .iter()
+                .any(|t| t.as_bytes() == typename)
+            {
+                return;
             }
+            let start = body.len();
+            if !ranges.is_empty() {
+                body.push(b',');
+            }
+            let from = body.len();
+            if !writer.write(
+                body,
+                object,
+                &entities.input,
+                entities.rewrite_typename.as_ref(),
+            ) {
+                body.truncate(start);
+                return;
+            }
+            let written = &body[from..];
+            let hash = hasher.hash_one(written);
+            let found = seen
+                .find(hash, |&i| {
+                    let (s, e) = ranges[i as usize];
+                    &body[s..e] == written
+                })
+                .copied();
+            let index = match found {
+                Some(index) => {
+                    body.truncate(start);
+                    index
+                }
+                None => {
+                    let index = ranges.len() as u32;
+                    ranges.push((from, body.len()));
+                    seen.insert_unique(hash, index, |&i| {
+                        let (s, e) = ranges[i as usize];
+                        hasher.hash_one(&body[s..e])
+                    });
+                    index
+                }
+            };
+            targets.push(location, index);
+        },
+    );
+    (!ranges.is_empty()).then_some(targets)
+}
+
+/// Reads a subgraph's reply as a GraphQL response: `data` into the run's texts, `errors` as
+/// JSON. Anything that is not a GraphQL response (whatever the status) is a fetch error.
+fn read_reply(
+    texts: &mut Texts,
+    reply: Result<Reply, FetchError>,
+) -> Result<(Node, Option<Value>), FetchError> {
+    let reply = reply?;
+    let success = (200..300).contains(&reply.status);
+    match texts.parse_response(reply.body) {
+        Ok(parsed) if parsed.data.is_some() || parsed.errors.is_some() => {
+            Ok((parsed.data.unwrap_or(Node::Null), parsed.errors))
         }
+        Ok(_) | Err(_) if !success => Err(FetchError::Status(reply.status)),
+        Ok(_) => Err(FetchError::InvalidBody("not a GraphQL response".into())),
+        Err(err) => Err(FetchError::InvalidBody(err.to_string())),
     }
-    (!unique.is_empty()).then_some((unique, locations))
 }
 
 /// Merges one subgraph response into the run: data at the right places, errors at client
 /// paths.
-fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Value>, FetchError>) {
+fn merge_response(run: &mut Run<'_>, prepared: Prepared, reply: Result<Reply, FetchError>) {
     let service = prepared.fetch.service.clone();
-    let response = match response {
-        Ok(response) => response,
+    let (mut data, errors) = match read_reply(&mut run.texts, reply) {
+        Ok(read) => read,
         Err(err) => {
             tracing::warn!(subgraph = service, error = %err, "subgraph fetch failed");
             let mut error = GraphQLError::new(
@@ -298,80 +397,73 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, response: Result<Arc<Va
                 codes::SUBGRAPH_FETCH_FAILED,
             )
             .with_extension("serviceName", service.clone());
-            if let Some(origins) = &prepared.origins
-                && let Some(first) = origins.first().and_then(|o| o.first())
+            if let Some(targets) = &prepared.targets
+                && !targets.ends.is_empty()
             {
-                error = error.with_path(first.iter().map(Step::to_json).collect());
+                error =
+                    error.with_path(merge::path_json(&run.texts, &run.data, targets.location(0)));
             }
             run.errors.push(error);
             return;
         }
     };
-    // Take the response apart without copying it (it is shared only when de-duplicated).
-    let (mut data, errors) = match Arc::try_unwrap(response) {
-        Ok(Value::Object(mut object)) => (
-            object.remove("data").unwrap_or(Value::Null),
-            object.remove("errors"),
-        ),
-        Ok(_) => (Value::Null, None),
-        Err(shared) => (
-            shared.get("data").cloned().unwrap_or(Value::Null),
-            shared.get("errors").cloned(),
-        ),
-    };
     if !prepared.fetch.renames.is_empty() {
+        let renames = &prepared.fetch.renames;
         match &mut data {
-            Value::Object(object) if prepared.origins.is_some() => {
-                if let Some(entities) = object.get_mut("_entities") {
-                    merge::undo_aliases(entities, &prepared.fetch.renames);
+            Node::Object(entries) if prepared.targets.is_some() => {
+                if let Some(index) = run.texts.position(entries, "_entities") {
+                    merge::undo_aliases(&mut run.texts, &mut entries[index].1, renames);
                 }
             }
-            other => merge::undo_aliases(other, &prepared.fetch.renames),
+            other => merge::undo_aliases(&mut run.texts, other, renames),
         }
     }
-    match &prepared.origins {
-        None => merge::deep_merge(&mut run.data, data),
-        Some(origins) => {
-            let entities = match data {
-                Value::Object(mut object) => object.remove("_entities").unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            if let Value::Array(entities) = entities {
-                for (index, entity) in entities.into_iter().enumerate() {
-                    let Some(locations) = origins.get(index) else {
-                        break;
-                    };
-                    // The last object behind a representation takes the value itself.
-                    let mut entity = Some(entity);
-                    for (n, location) in locations.iter().enumerate() {
-                        let value = if n + 1 == locations.len() {
-                            entity.take()
-                        } else {
-                            entity.clone()
-                        };
-                        if let (Some(target), Some(value)) =
-                            (merge::at_mut(&mut run.data, location), value)
-                        {
-                            merge::deep_merge(target, value);
-                        }
+    match &prepared.targets {
+        None => run.texts.merge(&mut run.data, data),
+        Some(targets) => {
+            let mut entities = match data {
+                Node::Object(entries) => {
+                    let index = run.texts.position(&entries, "_entities");
+                    match index.and_then(|i| entries.into_iter().nth(i)) {
+                        Some((_, Node::List(items))) => items,
+                        _ => Vec::new(),
                     }
+                }
+                _ => Vec::new(),
+            };
+            let mut uses = targets.uses.clone();
+            for (index, &representation) in targets.representation.iter().enumerate() {
+                let r = representation as usize;
+                let Some(entity) = entities.get_mut(r) else {
+                    continue;
+                };
+                // The last object behind a representation takes the value itself.
+                uses[r] -= 1;
+                let value = if uses[r] == 0 {
+                    std::mem::replace(entity, Node::Null)
+                } else {
+                    entity.clone()
+                };
+                if let Some(target) = merge::at_mut(&mut run.data, targets.location(index)) {
+                    run.texts.merge(target, value);
                 }
             }
         }
     }
     if let Some(Value::Array(errors)) = &errors {
         for error in errors {
-            run.errors
-                .push(subgraph_error(error, &service, prepared.origins.as_deref()));
+            let error = subgraph_error(run, error, &service, prepared.targets.as_ref());
+            run.errors.push(error);
         }
     }
 }
 
 /// A subgraph's error, with its path rewritten to the client's and the subgraph named.
 fn subgraph_error(
+    run: &Run<'_>,
     error: &Value,
     service: &str,
-    origins: Option<&[Vec<Vec<Step>>]>,
+    targets: Option<&Targets>,
 ) -> GraphQLError {
     let message = error
         .get("message")
@@ -387,9 +479,9 @@ fn subgraph_error(
     out.extensions
         .insert("serviceName".into(), Value::String(service.to_owned()));
     let path = error.get("path").and_then(Value::as_array);
-    out.path = match (path, origins) {
+    out.path = match (path, targets) {
         (Some(path), None) => Some(path.clone()),
-        (Some(path), Some(origins)) => entity_error_path(path, origins),
+        (Some(path), Some(targets)) => entity_error_path(run, path, targets),
         (None, _) => None,
     };
     out
@@ -397,13 +489,13 @@ fn subgraph_error(
 
 /// `["_entities", i, ...rest]` → the path of the first object behind representation `i`,
 /// then `rest`.
-fn entity_error_path(path: &[Value], origins: &[Vec<Vec<Step>>]) -> Option<Vec<Value>> {
+fn entity_error_path(run: &Run<'_>, path: &[Value], targets: &Targets) -> Option<Vec<Value>> {
     if path.first().and_then(Value::as_str) != Some("_entities") {
         return None;
     }
-    let index = usize::try_from(path.get(1)?.as_u64()?).ok()?;
-    let origin = origins.get(index)?.first()?;
-    let mut out: Vec<Value> = origin.iter().map(Step::to_json).collect();
+    let index = u32::try_from(path.get(1)?.as_u64()?).ok()?;
+    let location = targets.first_of(index)?;
+    let mut out = merge::path_json(&run.texts, &run.data, location);
     out.extend(path.iter().skip(2).cloned());
     Some(out)
 }

@@ -9,8 +9,10 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema, ast};
 use serde_json::{Map, Value};
 
+use super::merge::write_name;
+use super::tree::{Entries, Node, Texts};
 use crate::error::{GraphQLError, codes};
-use crate::plan::operation::{Field, Selection, SelectionSet};
+use crate::plan::operation::{Field, Selection, SelectionSet, TypeKind};
 
 /// A non-null position got null: the nearest nullable parent becomes null.
 #[derive(Debug)]
@@ -57,6 +59,8 @@ fn related(known: &[Value], path: &[Seg]) -> bool {
 pub struct Shaper<'a> {
     /// The API schema.
     pub api: &'a Valid<Schema>,
+    /// The text the data points into.
+    pub texts: &'a Texts,
     /// The request's variables, for `@skip`/`@include`.
     pub variables: &'a Map<String, Value>,
     /// Errors found while shaping (e.g. enum values clients may not see).
@@ -72,7 +76,7 @@ impl<'a> Shaper<'a> {
     pub fn write_root(
         &mut self,
         out: &mut Vec<u8>,
-        data: &Map<String, Value>,
+        data: &Entries,
         root_type: &Name,
         selection: &SelectionSet,
         introspection: Option<&Map<String, Value>>,
@@ -84,10 +88,10 @@ impl<'a> Shaper<'a> {
             if index > 0 {
                 out.push(b',');
             }
-            write_json(out, key.as_str());
+            write_name(out, key.as_str());
             out.push(b':');
             match field.name.as_str() {
-                "__typename" => write_json(out, root_type.as_str()),
+                "__typename" => write_name(out, root_type.as_str()),
                 "__schema" | "__type" => {
                     write_json(
                         out,
@@ -98,7 +102,7 @@ impl<'a> Shaper<'a> {
                 }
                 _ => {
                     path.push(Seg::Key(key.clone()));
-                    let value = data.get(key.as_str()).unwrap_or(&Value::Null);
+                    let value = self.texts.field(data, key).unwrap_or(&Node::Null);
                     let written = self.write_value(out, value, &field.ty, &field, &mut path);
                     path.pop();
                     if written.is_err() {
@@ -117,7 +121,7 @@ impl<'a> Shaper<'a> {
     fn collect<'s>(
         &self,
         selection: &'s SelectionSet,
-        runtime: &Name,
+        runtime: &str,
     ) -> Vec<(&'s Name, Cow<'s, Field>)> {
         let mut out = Vec::with_capacity(selection.items.len());
         self.collect_into(selection, runtime, &mut out);
@@ -129,7 +133,7 @@ impl<'a> Shaper<'a> {
     fn collect_into<'s>(
         &self,
         selection: &'s SelectionSet,
-        runtime: &Name,
+        runtime: &str,
         out: &mut Vec<(&'s Name, Cow<'s, Field>)>,
     ) {
         for item in &selection.items {
@@ -160,7 +164,7 @@ impl<'a> Shaper<'a> {
     }
 
     /// Whether a fragment on `condition` applies to an object of type `runtime`.
-    fn applies(&self, condition: &Name, runtime: &Name) -> bool {
+    fn applies(&self, condition: &Name, runtime: &str) -> bool {
         if condition == runtime {
             return true;
         }
@@ -174,7 +178,7 @@ impl<'a> Shaper<'a> {
                 }
                 _ => false,
             },
-            Some(ExtendedType::Union(u)) => u.members.contains(runtime.as_str()),
+            Some(ExtendedType::Union(u)) => u.members.contains(runtime),
             _ => false,
         }
     }
@@ -185,7 +189,7 @@ impl<'a> Shaper<'a> {
     fn write_value(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Value,
+        value: &Node,
         ty: &ast::Type,
         field: &Field,
         path: &mut Vec<Seg>,
@@ -213,12 +217,12 @@ impl<'a> Shaper<'a> {
     fn write_list(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Value,
+        value: &Node,
         inner: &ast::Type,
         field: &Field,
         path: &mut Vec<Seg>,
     ) -> bool {
-        let Value::Array(items) = value else {
+        let Node::List(items) = value else {
             out.extend_from_slice(b"null");
             return true;
         };
@@ -271,58 +275,56 @@ impl<'a> Shaper<'a> {
     fn write_named(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Value,
+        value: &Node,
         name: &Name,
         field: &Field,
         path: &mut Vec<Seg>,
     ) -> bool {
-        if value.is_null() {
+        if matches!(value, Node::Null) {
             out.extend_from_slice(b"null");
             return true;
         }
-        match self.api.types.get(name) {
-            Some(ExtendedType::Enum(enum_type)) => match value.as_str() {
-                Some(v) if enum_type.values.contains_key(v) => {
-                    write_json(out, value);
-                    false
-                }
-                _ => {
-                    self.errors.push(
-                        GraphQLError::new(
-                            format!("invalid value {value} for enum {name}"),
-                            codes::INTERNAL,
-                        )
-                        .with_path(path_json(path)),
-                    );
-                    out.extend_from_slice(b"null");
-                    true
-                }
+        let kind = match field.kind {
+            TypeKind::Unknown => match self.api.types.get(name) {
+                Some(ExtendedType::Enum(_)) => TypeKind::Enum,
+                Some(ExtendedType::Object(_)) => TypeKind::Object,
+                Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => TypeKind::Abstract,
+                _ => TypeKind::Scalar,
             },
-            Some(ExtendedType::Object(_) | ExtendedType::Interface(_) | ExtendedType::Union(_)) => {
-                let Value::Object(object) = value else {
+            kind => kind,
+        };
+        match kind {
+            TypeKind::Enum => self.write_enum(out, value, name, path),
+            TypeKind::Object | TypeKind::Abstract => {
+                let Node::Object(entries) = value else {
                     out.extend_from_slice(b"null");
                     return true;
                 };
-                let runtime = match (
-                    self.api.types.get(name),
-                    object.get("__typename").and_then(Value::as_str),
-                ) {
-                    (Some(ExtendedType::Object(_)), _) | (_, None) => name.clone(),
-                    (_, Some(t)) => Name::new_unchecked(t),
+                let typename = self
+                    .texts
+                    .field(entries, "__typename")
+                    .and_then(|t| self.texts.str_of(t))
+                    .and_then(|t| std::str::from_utf8(t).ok());
+                let runtime = match (kind, typename) {
+                    (TypeKind::Object, _) | (_, None) => name.as_str(),
+                    (_, Some(t)) => t,
                 };
-                let is_object =
-                    matches!(self.api.types.get(&runtime), Some(ExtendedType::Object(_)));
-                // An interface no subgraph can resolve to an object type is answered as itself.
-                let unresolvable_interface = runtime == *name
-                    && matches!(self.api.types.get(name), Some(ExtendedType::Interface(_)));
-                if !is_object && !unresolvable_interface {
-                    // A type the API schema hides (or a missing `__typename`).
-                    out.extend_from_slice(b"null");
-                    return true;
+                if kind == TypeKind::Abstract {
+                    let is_object =
+                        matches!(self.api.types.get(runtime), Some(ExtendedType::Object(_)));
+                    // An interface no subgraph can resolve to an object type is answered as
+                    // itself.
+                    let unresolvable_interface = runtime == name.as_str()
+                        && matches!(self.api.types.get(name), Some(ExtendedType::Interface(_)));
+                    if !is_object && !unresolvable_interface {
+                        // A type the API schema hides (or a missing `__typename`).
+                        out.extend_from_slice(b"null");
+                        return true;
+                    }
                 }
                 let start = out.len();
                 if self
-                    .write_object(out, object, &runtime, &field.selection, path)
+                    .write_object(out, entries, runtime, &field.selection, path)
                     .is_err()
                 {
                     out.truncate(start);
@@ -331,39 +333,95 @@ impl<'a> Shaper<'a> {
                 }
                 false
             }
-            _ => {
-                write_json(out, value);
+            TypeKind::Scalar | TypeKind::Unknown => {
+                self.texts.write(out, value);
                 false
             }
         }
     }
 
+    /// An enum value: only values the API schema shows may be sent.
+    fn write_enum(&mut self, out: &mut Vec<u8>, value: &Node, name: &Name, path: &[Seg]) -> bool {
+        let visible = match (self.api.types.get(name), self.texts.str_of(value)) {
+            (Some(ExtendedType::Enum(enum_type)), Some(text)) => {
+                std::str::from_utf8(text).is_ok_and(|text| enum_type.values.contains_key(text))
+            }
+            _ => false,
+        };
+        if visible {
+            self.texts.write(out, value);
+            return false;
+        }
+        self.errors.push(
+            GraphQLError::new(
+                format!(
+                    "invalid value {} for enum {name}",
+                    self.texts.to_value(value)
+                ),
+                codes::INTERNAL,
+            )
+            .with_path(path_json(path)),
+        );
+        out.extend_from_slice(b"null");
+        true
+    }
+
     fn write_object(
         &mut self,
         out: &mut Vec<u8>,
-        object: &Map<String, Value>,
-        runtime: &Name,
+        object: &Entries,
+        runtime: &str,
         selection: &SelectionSet,
         path: &mut Vec<Seg>,
     ) -> Result<(), Propagate> {
         out.push(b'{');
-        for (index, (key, field)) in self.collect(selection, runtime).into_iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
+        if is_plain(selection) {
+            // No fragments or conditions: the fields are the selection's, in order.
+            for (index, item) in selection.items.iter().enumerate() {
+                if let Selection::Field(field) = item {
+                    self.write_field(out, object, runtime, field, index == 0, path)?;
+                }
             }
-            write_json(out, key.as_str());
-            out.push(b':');
-            if field.name == "__typename" {
-                write_json(out, runtime.as_str());
-                continue;
+        } else {
+            for (index, (_, field)) in self.collect(selection, runtime).into_iter().enumerate() {
+                self.write_field(out, object, runtime, &field, index == 0, path)?;
             }
-            path.push(Seg::Key(key.clone()));
-            let value = object.get(key.as_str()).unwrap_or(&Value::Null);
-            let written = self.write_value(out, value, &field.ty, &field, path);
-            path.pop();
-            written?;
         }
         out.push(b'}');
         Ok(())
     }
+
+    fn write_field(
+        &mut self,
+        out: &mut Vec<u8>,
+        object: &Entries,
+        runtime: &str,
+        field: &Field,
+        first: bool,
+        path: &mut Vec<Seg>,
+    ) -> Result<(), Propagate> {
+        if !first {
+            out.push(b',');
+        }
+        write_name(out, field.key.as_str());
+        out.push(b':');
+        if field.name == "__typename" {
+            write_name(out, runtime);
+            return Ok(());
+        }
+        path.push(Seg::Key(field.key.clone()));
+        let value = self.texts.field(object, &field.key).unwrap_or(&Node::Null);
+        let written = self.write_value(out, value, &field.ty, field, path);
+        path.pop();
+        written.map(|_| ())
+    }
+}
+
+/// Whether a selection set is only fields without conditions (so collecting its fields for
+/// any type gives its items, in order).
+fn is_plain(selection: &SelectionSet) -> bool {
+    selection
+        .items
+        .iter()
+        .all(|item| matches!(item, Selection::Field(f) if f.condition.is_always()))
 }

@@ -51,8 +51,9 @@ pub fn plan(
 /// Plans a normalized operation.
 pub fn plan_operation(
     supergraph: &Supergraph,
-    operation: Operation,
+    mut operation: Operation,
 ) -> Result<QueryPlan, PlanError> {
+    operation.annotate(&supergraph.api);
     let mut builder = builder::Builder::new(supergraph);
     let root_type = operation.root_type.clone();
     let sequential = operation.kind == OperationKind::Mutation;

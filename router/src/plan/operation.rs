@@ -73,8 +73,27 @@ pub struct Field {
     pub condition: Condition,
     /// The field's type (as the schema declares it).
     pub ty: ast::Type,
+    /// What kind of type the field's named type is (for shaping responses).
+    pub kind: TypeKind,
     /// Sub-selections; empty for leaves.
     pub selection: SelectionSet,
+}
+
+/// The kind of a field's named type in the API schema, noted on the client's operation so that
+/// shaping a response needs no schema look-up per value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TypeKind {
+    /// Not noted (fields the planner makes, or an operation not annotated): look it up.
+    #[default]
+    Unknown,
+    /// A scalar.
+    Scalar,
+    /// An enum.
+    Enum,
+    /// An object type.
+    Object,
+    /// An interface or a union.
+    Abstract,
 }
 
 impl Field {
@@ -88,6 +107,7 @@ impl Field {
             vars: Vec::new(),
             condition: Condition::default(),
             ty,
+            kind: TypeKind::Unknown,
             selection: SelectionSet::default(),
         }
     }
@@ -181,6 +201,32 @@ impl Operation {
     }
 }
 
+impl Operation {
+    /// Notes the kind of every field's type, from the API schema.
+    pub fn annotate(&mut self, api: &apollo_compiler::Schema) {
+        annotate(&mut self.selection, api);
+    }
+}
+
+fn annotate(set: &mut SelectionSet, api: &apollo_compiler::Schema) {
+    use apollo_compiler::schema::ExtendedType;
+    for item in &mut set.items {
+        match item {
+            Selection::Field(field) => {
+                field.kind = match api.types.get(field.ty.inner_named_type()) {
+                    Some(ExtendedType::Scalar(_)) => TypeKind::Scalar,
+                    Some(ExtendedType::Enum(_)) => TypeKind::Enum,
+                    Some(ExtendedType::Object(_)) => TypeKind::Object,
+                    Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => TypeKind::Abstract,
+                    Some(ExtendedType::InputObject(_)) | None => TypeKind::Unknown,
+                };
+                annotate(&mut field.selection, api);
+            }
+            Selection::Fragment(fragment) => annotate(&mut fragment.selection, api),
+        }
+    }
+}
+
 /// How deep fragments may nest while inlining (validation already rejects cycles).
 const MAX_INLINE_DEPTH: usize = 256;
 
@@ -223,6 +269,7 @@ pub fn normalize(
                     vars,
                     condition,
                     ty: field.definition.ty.clone(),
+                    kind: TypeKind::Unknown,
                     selection: normalize(
                         document,
                         &field.selection_set,
