@@ -32,6 +32,20 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// Sends one subgraph request: the executor's only contact with the network. The router uses
+/// [`SubgraphClient`]; anything that answers like a subgraph (a benchmark's recorded responses)
+/// can stand in for it.
+pub trait Transport: Send + Sync {
+    /// POSTs `body` (a GraphQL request) to the subgraph at `url`.
+    fn send<'a>(&'a self, url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>>;
+}
+
+impl Transport for SubgraphClient {
+    fn send<'a>(&'a self, url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>> {
+        self.post(url, body).boxed()
+    }
+}
+
 type InFlight = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
 
 /// The subgraph HTTP client: one connection pool for every subgraph, keep-alive on.

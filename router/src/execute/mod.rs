@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use crate::error::{GraphQLError, codes};
 use crate::plan::{FetchNode, PlanNode, QueryPlan};
 use crate::supergraph::Supergraph;
-use fetch::{FetchError, Reply, SubgraphClient};
+use fetch::{FetchError, Reply, SubgraphClient, Transport};
 use tree::{Node, Texts};
 
 /// How the executor talks to subgraphs.
@@ -66,6 +66,7 @@ pub struct Executor {
 
 /// One run's state: the data gathered so far (and the text it points into) and the errors.
 struct Run<'a> {
+    transport: &'a dyn Transport,
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
     texts: Texts,
@@ -138,7 +139,21 @@ impl Executor {
         variables: &Map<String, Value>,
         introspection: Option<Map<String, Value>>,
     ) -> Response {
+        self.execute_with(&self.client, supergraph, plan, variables, introspection)
+            .await
+    }
+
+    /// [`execute`](Self::execute), sending subgraph requests through `transport`.
+    pub async fn execute_with(
+        &self,
+        transport: &dyn Transport,
+        supergraph: &Supergraph,
+        plan: &QueryPlan,
+        variables: &Map<String, Value>,
+        introspection: Option<Map<String, Value>>,
+    ) -> Response {
         let mut run = Run {
+            transport,
             supergraph,
             variables,
             texts: Texts::default(),
@@ -228,11 +243,12 @@ impl Executor {
             .iter()
             .filter_map(|fetch| prepare(fetch, run))
             .collect();
+        let transport = run.transport;
         let responses = join_all(prepared.iter().map(|p| {
             let url = &run.supergraph.subgraph(p.fetch.graph).url;
             async move {
                 let started = std::time::Instant::now();
-                let response = self.client.post(url, p.body.clone()).await;
+                let response = transport.send(url, p.body.clone()).await;
                 self.metrics.observe_subgraph(
                     &p.fetch.service,
                     response.is_ok(),

@@ -18,31 +18,35 @@ use crate::plan::operation::{Field, Selection, SelectionSet, TypeKind};
 #[derive(Debug)]
 pub struct Propagate;
 
-/// One step of the response path being shaped, borrowed (turned into JSON only for errors).
-/// (A response key is a cheap reference-counted `Name`.)
-#[derive(Debug, Clone)]
-enum Seg {
-    Key(Name),
-    Index(usize),
+/// The response path being shaped, as a list linked through the stack: each level borrows its
+/// parent and its own key, so descending costs nothing; it becomes JSON only for errors.
+#[derive(Debug, Clone, Copy)]
+enum Path<'p> {
+    Root,
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
 }
 
-impl Seg {
-    fn matches(&self, value: &Value) -> bool {
-        match (self, value) {
-            (Seg::Key(key), Value::String(s)) => key.as_str() == s,
-            (Seg::Index(i), Value::Number(n)) => n.as_u64() == u64::try_from(*i).ok(),
-            _ => false,
+impl Path<'_> {
+    fn to_json(self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                Path::Root => break,
+                Path::Key(parent, key) => {
+                    out.push(Value::String(key.to_owned()));
+                    at = *parent;
+                }
+                Path::Index(parent, index) => {
+                    out.push(Value::from(index));
+                    at = *parent;
+                }
+            }
         }
+        out.reverse();
+        out
     }
-}
-
-fn path_json(path: &[Seg]) -> Vec<Value> {
-    path.iter()
-        .map(|seg| match seg {
-            Seg::Key(key) => Value::String(key.to_string()),
-            Seg::Index(index) => Value::from(*index),
-        })
-        .collect()
 }
 
 /// Appends `value` as JSON (writing into a `Vec` cannot fail).
@@ -51,8 +55,8 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Whether one path is a prefix of the other.
-fn related(known: &[Value], path: &[Seg]) -> bool {
-    known.iter().zip(path).all(|(k, p)| p.matches(k))
+fn related(known: &[Value], path: &[Value]) -> bool {
+    known.iter().zip(path).all(|(k, p)| k == p)
 }
 
 /// Shapes responses against the API schema.
@@ -82,7 +86,6 @@ impl<'a> Shaper<'a> {
         introspection: Option<&Map<String, Value>>,
     ) {
         let start = out.len();
-        let mut path: Vec<Seg> = Vec::new();
         out.push(b'{');
         for (index, (key, field)) in self.collect(selection, root_type).into_iter().enumerate() {
             if index > 0 {
@@ -101,10 +104,9 @@ impl<'a> Shaper<'a> {
                     );
                 }
                 _ => {
-                    path.push(Seg::Key(key.clone()));
+                    let path = Path::Key(&Path::Root, key.as_str());
                     let value = self.texts.field(data, key).unwrap_or(&Node::Null);
-                    let written = self.write_value(out, value, &field.ty, &field, &mut path);
-                    path.pop();
+                    let written = self.write_value(out, value, &field.ty, &field, path);
                     if written.is_err() {
                         out.truncate(start);
                         out.extend_from_slice(b"null");
@@ -192,7 +194,7 @@ impl<'a> Shaper<'a> {
         value: &Node,
         ty: &ast::Type,
         field: &Field,
-        path: &mut Vec<Seg>,
+        path: Path<'_>,
     ) -> Result<bool, Propagate> {
         let start = out.len();
         let (non_null, wrote_null) = match ty {
@@ -220,7 +222,7 @@ impl<'a> Shaper<'a> {
         value: &Node,
         inner: &ast::Type,
         field: &Field,
-        path: &mut Vec<Seg>,
+        path: Path<'_>,
     ) -> bool {
         let Node::List(items) = value else {
             out.extend_from_slice(b"null");
@@ -232,9 +234,7 @@ impl<'a> Shaper<'a> {
             if index > 0 {
                 out.push(b',');
             }
-            path.push(Seg::Index(index));
-            let written = self.write_value(out, item, inner, field, path);
-            path.pop();
+            let written = self.write_value(out, item, inner, field, Path::Index(&path, index));
             if written.is_err() {
                 out.truncate(start);
                 out.extend_from_slice(b"null");
@@ -248,7 +248,9 @@ impl<'a> Shaper<'a> {
     /// A non-null position got null: unless an error already explains it (a subgraph error
     /// or failed fetch at, above or below this path, or one without a path), the client is
     /// told why data went missing.
-    fn report_null(&mut self, field: &Field, path: &[Seg]) {
+    fn report_null(&mut self, field: &Field, path: Path<'_>) {
+        let path = path.to_json();
+        let path = path.as_slice();
         let explained = self.unpathed_errors
             || self
                 .known_error_paths
@@ -267,7 +269,7 @@ impl<'a> Shaper<'a> {
                 format!("cannot return null for non-nullable field {}", field.name),
                 codes::NULL_IN_NON_NULL,
             )
-            .with_path(path_json(path)),
+            .with_path(path.to_vec()),
         );
     }
 
@@ -278,7 +280,7 @@ impl<'a> Shaper<'a> {
         value: &Node,
         name: &Name,
         field: &Field,
-        path: &mut Vec<Seg>,
+        path: Path<'_>,
     ) -> bool {
         if matches!(value, Node::Null) {
             out.extend_from_slice(b"null");
@@ -341,7 +343,7 @@ impl<'a> Shaper<'a> {
     }
 
     /// An enum value: only values the API schema shows may be sent.
-    fn write_enum(&mut self, out: &mut Vec<u8>, value: &Node, name: &Name, path: &[Seg]) -> bool {
+    fn write_enum(&mut self, out: &mut Vec<u8>, value: &Node, name: &Name, path: Path<'_>) -> bool {
         let visible = match (self.api.types.get(name), self.texts.str_of(value)) {
             (Some(ExtendedType::Enum(enum_type)), Some(text)) => {
                 std::str::from_utf8(text).is_ok_and(|text| enum_type.values.contains_key(text))
@@ -360,7 +362,7 @@ impl<'a> Shaper<'a> {
                 ),
                 codes::INTERNAL,
             )
-            .with_path(path_json(path)),
+            .with_path(path.to_json()),
         );
         out.extend_from_slice(b"null");
         true
@@ -372,25 +374,29 @@ impl<'a> Shaper<'a> {
         object: &Entries,
         runtime: &str,
         selection: &SelectionSet,
-        path: &mut Vec<Seg>,
+        path: Path<'_>,
     ) -> Result<(), Propagate> {
         out.push(b'{');
+        // Subgraphs answer in the selection's order, so each field is looked for first where
+        // the previous one was found, plus one.
+        let mut hint = 0;
         if is_plain(selection) {
             // No fragments or conditions: the fields are the selection's, in order.
             for (index, item) in selection.items.iter().enumerate() {
                 if let Selection::Field(field) = item {
-                    self.write_field(out, object, runtime, field, index == 0, path)?;
+                    self.write_field(out, object, runtime, field, index == 0, path, &mut hint)?;
                 }
             }
         } else {
             for (index, (_, field)) in self.collect(selection, runtime).into_iter().enumerate() {
-                self.write_field(out, object, runtime, &field, index == 0, path)?;
+                self.write_field(out, object, runtime, &field, index == 0, path, &mut hint)?;
             }
         }
         out.push(b'}');
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_field(
         &mut self,
         out: &mut Vec<u8>,
@@ -398,7 +404,8 @@ impl<'a> Shaper<'a> {
         runtime: &str,
         field: &Field,
         first: bool,
-        path: &mut Vec<Seg>,
+        path: Path<'_>,
+        hint: &mut usize,
     ) -> Result<(), Propagate> {
         if !first {
             out.push(b',');
@@ -409,11 +416,15 @@ impl<'a> Shaper<'a> {
             write_name(out, runtime);
             return Ok(());
         }
-        path.push(Seg::Key(field.key.clone()));
-        let value = self.texts.field(object, &field.key).unwrap_or(&Node::Null);
-        let written = self.write_value(out, value, &field.ty, field, path);
-        path.pop();
-        written.map(|_| ())
+        let value = match self.texts.position_from(object, &field.key, *hint) {
+            Some(index) => {
+                *hint = index + 1;
+                &object[index].1
+            }
+            None => &Node::Null,
+        };
+        self.write_value(out, value, &field.ty, field, Path::Key(&path, &field.key))
+            .map(|_| ())
     }
 }
 

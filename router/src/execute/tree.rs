@@ -1,7 +1,7 @@
 //! The data a run gathers, as a tree whose strings and object keys point into the subgraphs'
 //! response bytes.
 //!
-//! Parsing a response (with serde_json, through seeds of our own) allocates only the lists and
+//! Parsing a response (with sonic-rs's serde deserializer, through seeds of our own) allocates only the lists and
 //! objects; a string without escapes is kept as a [`Span`] of the response and written back
 //! verbatim, so neither parsing nor writing copies or re-escapes it. Object keys are compared
 //! as bytes by a linear scan: objects in GraphQL responses are small, and this is cheaper than
@@ -92,7 +92,20 @@ impl Texts {
     /// Where `key` is among an object's entries.
     pub fn position(&self, entries: &Entries, key: &str) -> Option<usize> {
         let key = key.as_bytes();
-        entries.iter().position(|(k, _)| self.get(*k) == key)
+        entries.iter().position(|(k, _)| self.is(*k, key))
+    }
+
+    /// [`position`](Self::position), looking at index `hint` first.
+    pub fn position_from(&self, entries: &Entries, key: &str, hint: usize) -> Option<usize> {
+        match entries.get(hint) {
+            Some((k, _)) if self.is(*k, key.as_bytes()) => Some(hint),
+            _ => self.position(entries, key),
+        }
+    }
+
+    /// Whether the text of `span` is `text` (lengths compared first).
+    fn is(&self, span: Span, text: &[u8]) -> bool {
+        (span.end - span.start) as usize == text.len() && self.get(span) == text
     }
 
     /// A key as text (for error paths).
@@ -164,9 +177,10 @@ impl Texts {
     pub fn merge(&self, target: &mut Node, source: Node) {
         match (target, source) {
             (Node::Object(target), Node::Object(source)) => {
+                target.reserve(source.len());
                 for (key, value) in source {
                     let key_text = self.get(key);
-                    match target.iter_mut().find(|(k, _)| self.get(*k) == key_text) {
+                    match target.iter_mut().find(|(k, _)| self.is(*k, key_text)) {
                         Some((_, existing)) => self.merge(existing, value),
                         None => target.push((key, value)),
                     }
@@ -183,7 +197,7 @@ impl Texts {
     }
 
     /// Parses a subgraph's response body: `data` as a tree, `errors` as JSON.
-    pub fn parse_response(&mut self, body: Bytes) -> Result<Parsed, serde_json::Error> {
+    pub fn parse_response(&mut self, body: Bytes) -> Result<Parsed, sonic_rs::Error> {
         let Ok(buf) = u32::try_from(self.bufs.len()) else {
             return Err(de::Error::custom("too many responses"));
         };
@@ -197,7 +211,7 @@ impl Texts {
             buf,
             side: &mut self.side,
         };
-        let mut deserializer = serde_json::Deserializer::from_slice(&body);
+        let mut deserializer = sonic_rs::Deserializer::from_slice(&body);
         let parsed = ResponseSeed(&mut ctx).deserialize(&mut deserializer)?;
         deserializer.end()?;
         Ok(parsed)
@@ -363,7 +377,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Node, E> {
-        // serde_json lends a string only when it has no escapes, so it is its own JSON text.
+        // The parser lends a string only when it has no escapes (and it refuses control
+        // characters and invalid UTF-8), so the text is its own JSON form.
         let (span, verbatim) = self.0.span(v, true)?;
         Ok(if verbatim {
             Node::Str(span)
@@ -475,6 +490,24 @@ mod tests {
                 .parse_response(Bytes::from_static(b"{} trailing"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn invalid_json_is_refused_so_kept_strings_are_safe_to_write_verbatim() {
+        let mut texts = Texts::default();
+        for body in [
+            &b"{\"data\":{\"a\":\"x\ny\"}}"[..],
+            b"{\"data\":{\"a\":\"x\xffy\"}}",
+            b"{\"data\":{\"a\":01}}",
+            b"{\"data\":{\"a\":1,}}",
+            b"{\"data\":{\"a\":\"\\ud800\"}}",
+        ] {
+            assert!(
+                texts.parse_response(Bytes::from(body.to_vec())).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
