@@ -66,7 +66,7 @@ impl Synthetic {
                 if r["__typename"] == "User" {
                     json!({ "username": format!("user{n}"), "name": format!("User Number {n}") })
                 } else if query.contains("inStock") {
-                    json!({ "inStock": n % 7 != 0, "stock": (n * 13) % 90, "shippingEstimate": 500 + n })
+                    json!({ "inStock": !n.is_multiple_of(7), "stock": (n * 13) % 90, "shippingEstimate": 500 + n })
                 } else {
                     let reviews: Vec<Value> = (0..(3 + n % 3))
                         .map(|k| {
