@@ -8,10 +8,15 @@
 //! hashing every key.
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The buffer number of [`Texts::side`].
 const SIDE: u32 = u32::MAX;
+
+/// How deeply lists and objects may nest in a subgraph response: deeper is refused as invalid
+/// before recursion (here, and in merging and shaping) could exhaust a 2 MiB stack, even in a
+/// debug build. (serde_json's default limit is the same.)
+pub const MAX_DEPTH: usize = 128;
 
 /// A piece of text: a range of one of the run's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,10 +215,25 @@ impl Texts {
             len: body.len(),
             buf,
             side: &mut self.side,
+            depth: 0,
         };
         let mut deserializer = sonic_rs::Deserializer::from_slice(&body);
-        let parsed = ResponseSeed(&mut ctx).deserialize(&mut deserializer)?;
+        let root = NodeSeed(&mut ctx).deserialize(&mut deserializer)?;
         deserializer.end()?;
+        let Node::Object(entries) = root else {
+            return Ok(Parsed::default());
+        };
+        let mut parsed = Parsed {
+            is_object: true,
+            ..Parsed::default()
+        };
+        for (key, value) in entries {
+            match self.get(key) {
+                b"data" => parsed.data = Some(value),
+                b"errors" => parsed.errors = Some(self.to_value(&value)),
+                _ => {}
+            }
+        }
         Ok(parsed)
     }
 }
@@ -247,9 +267,19 @@ struct Ctx<'s> {
     len: usize,
     buf: u32,
     side: &'s mut Vec<u8>,
+    depth: usize,
 }
 
 impl Ctx<'_> {
+    /// Enters a list or an object.
+    fn descend<E: de::Error>(&mut self) -> Result<(), E> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(E::custom("response nested too deeply"));
+        }
+        Ok(())
+    }
+
     /// A span for `text`: a range of the body when it was borrowed from it, else a copy in the
     /// side buffer. (`verbatim` tells which.)
     fn span<E: de::Error>(&mut self, text: &str, borrowed: bool) -> Result<(Span, bool), E> {
@@ -267,71 +297,6 @@ impl Ctx<'_> {
         side_span(self.side, text)
             .map(|span| (span, false))
             .ok_or_else(|| E::custom("response too large"))
-    }
-}
-
-struct ResponseSeed<'c, 's>(&'c mut Ctx<'s>);
-
-impl<'de> DeserializeSeed<'de> for ResponseSeed<'_, '_> {
-    type Value = Parsed;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Parsed, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ResponseSeed<'_, '_> {
-    type Value = Parsed;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a GraphQL response")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
-        let mut parsed = Parsed {
-            is_object: true,
-            ..Parsed::default()
-        };
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match &*key {
-                "data" => parsed.data = Some(map.next_value_seed(NodeSeed(&mut *self.0))?),
-                "errors" => parsed.errors = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(parsed)
-    }
-
-    // Any other JSON value is not a GraphQL response; it still has to be valid JSON.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Parsed::default())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parsed, E> {
-        Ok(Parsed::default())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parsed, E> {
-        Ok(Parsed::default())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parsed, E> {
-        Ok(Parsed::default())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parsed, E> {
-        Ok(Parsed::default())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Parsed, E> {
-        Ok(Parsed::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Parsed, E> {
-        Ok(Parsed::default())
     }
 }
 
@@ -393,19 +358,23 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        self.0.descend()?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element_seed(NodeSeed(&mut *self.0))? {
             items.push(item);
         }
+        self.0.depth -= 1;
         Ok(Node::List(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        self.0.descend()?;
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
         while let Some(key) = map.next_key_seed(KeySeed(&mut *self.0))? {
             let value = map.next_value_seed(NodeSeed(&mut *self.0))?;
             entries.push((key, value));
         }
+        self.0.depth -= 1;
         Ok(Node::Object(entries))
     }
 }
@@ -508,6 +477,28 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+        let mut texts = Texts::default();
+        // The response object is the first level.
+        let nested = |n: usize| format!("{{\"data\":{}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(
+            texts
+                .parse_response(Bytes::from(nested(MAX_DEPTH - 1)))
+                .is_ok()
+        );
+        for n in [MAX_DEPTH, 100_000] {
+            assert!(texts.parse_response(Bytes::from(nested(n))).is_err());
+        }
+        // Every member is held to the same limit, not only `data`.
+        let errors = format!(
+            "{{\"errors\":{}1{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(texts.parse_response(Bytes::from(errors)).is_err());
     }
 
     #[test]
