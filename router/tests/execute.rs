@@ -398,6 +398,22 @@ async fn a_subgraph_answering_invalid_json_is_a_fetch_error() {
 }
 
 #[tokio::test]
+async fn a_subgraph_answering_hostile_nesting_is_a_fetch_error_not_a_crash() {
+    let nested = format!(
+        "{{\"data\":{{\"_entities\":{}1{}}}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let reviews = SubgraphServer::replying(StatusCode::OK, "application/json", nested).await;
+    let body = books_with_reviews_from(&reviews).await;
+    assert_json(&body["data"], &books_without_reviews());
+    assert_eq!(
+        error_extensions(&body),
+        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
+    );
+}
+
+#[tokio::test]
 async fn a_subgraph_answering_http_500_is_a_fetch_error() {
     let reviews = SubgraphServer::replying(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -63,8 +63,9 @@ impl SubgraphServer {
     pub async fn replying(
         status: StatusCode,
         content_type: &'static str,
-        body: &'static str,
+        body: impl Into<String>,
     ) -> Self {
+        let body = body.into();
         let app = Router::new().route(
             "/",
             post(move || async move { (status, [(header::CONTENT_TYPE, content_type)], body) }),
