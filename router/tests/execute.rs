@@ -137,6 +137,19 @@ async fn a_hand_off_skipped_by_a_variable_sends_no_request() {
     assert_eq!(shop.reviews.request_count(), 1);
 }
 
+#[tokio::test]
+async fn a_root_field_skipped_by_a_variable_sends_no_request() {
+    let shop = Bookshop::start().await;
+    let engine = shop.engine();
+    let query = "query($hide: Boolean!) { book(isbn: \"b2\") @skip(if: $hide) { title } }";
+    let hidden = execute(&engine, query, json!({ "hide": true })).await;
+    assert_json(&hidden, &json!({ "data": {} }));
+    assert_eq!(shop.catalog.request_count(), 0);
+    let shown = execute(&engine, query, json!({ "hide": false })).await;
+    assert_json(&shown, &json!({ "data": { "book": { "title": "Emma" } } }));
+    assert_eq!(shop.catalog.request_count(), 1);
+}
+
 // ---- abstract types across subgraphs ---------------------------------------------------------
 
 #[tokio::test]

@@ -152,6 +152,12 @@ plan_snapshot!(
 );
 
 plan_snapshot!(
+    a_root_fetch_whose_every_field_is_skipped_by_a_variable_is_conditional,
+    "library",
+    "query($hide: Boolean!, $full: Boolean!) { books { title } due: loans @skip(if: $hide) { due } ids: loans @skip(if: $hide) @include(if: $full) { id } member(id: \"m1\") @include(if: $full) { name } }"
+);
+
+plan_snapshot!(
     named_inline_and_nested_fragments_are_inlined_with_their_aliases,
     "library",
     "query { loans { ...LoanParts } } fragment LoanParts on Loan { when: due book { ... on Book { ...BookTitle } } member { ...MemberName } } fragment BookTitle on Book { heading: title } fragment MemberName on Member { fullName: name }"

@@ -181,14 +181,37 @@ fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> 
         entities,
         renames,
     }));
-    if group.condition.is_always() {
+    // A fetch whose every selection is skipped is not sent at all.
+    let condition = group.condition.and(&common_condition(&group.selection));
+    if condition.is_always() {
         fetch
     } else {
         PlanNode::Condition {
-            condition: group.condition.clone(),
+            condition,
             node: Box::new(fetch),
         }
     }
+}
+
+/// The `@skip`/`@include` conditions every top-level selection of `set` carries: when they do
+/// not hold, nothing in `set` applies.
+fn common_condition(set: &SelectionSet) -> Condition {
+    let mut common: Option<Vec<(Name, bool)>> = None;
+    for item in &set.items {
+        let own = match item {
+            Selection::Field(field) => &field.condition,
+            Selection::Fragment(fragment) => &fragment.condition,
+        };
+        let kept = match common {
+            None => own.0.clone(),
+            Some(pairs) => pairs.into_iter().filter(|p| own.0.contains(p)).collect(),
+        };
+        if kept.is_empty() {
+            return Condition::default();
+        }
+        common = Some(kept);
+    }
+    Condition(common.unwrap_or_default())
 }
 
 fn variable_definitions(operation: &Operation, used: &[Name]) -> Vec<String> {
