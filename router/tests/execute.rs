@@ -427,6 +427,36 @@ async fn a_subgraph_answering_hostile_nesting_is_a_fetch_error_not_a_crash() {
 }
 
 #[tokio::test]
+async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
+    let shop = Bookshop::start().await;
+    let large = format!(
+        "{{\"data\":{{\"_entities\":[{{\"reviews\":[{{\"body\":\"{}\"}}]}}]}}}}",
+        "x".repeat(4096)
+    );
+    let reviews = SubgraphServer::replying(StatusCode::OK, "application/json", large).await;
+    let config = EngineConfig {
+        executor: ExecutorConfig {
+            max_response_bytes: 1024,
+            ..ExecutorConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = shop.engine_with(config, &[("reviews", reviews.url.as_str())]);
+    let body = execute(&engine, "{ books { title reviews { body } } }", json!({})).await;
+    assert_json(&body["data"], &books_without_reviews());
+    assert_eq!(
+        error_extensions(&body),
+        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than 1024 bytes")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_subgraph_answering_http_500_is_a_fetch_error() {
     let reviews = SubgraphServer::replying(
         StatusCode::INTERNAL_SERVER_ERROR,

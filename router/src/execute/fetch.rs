@@ -21,6 +21,9 @@ pub enum FetchError {
     /// The body is not a GraphQL response.
     #[error("invalid response: {0}")]
     InvalidBody(String),
+    /// The body is larger than the configured limit.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// A subgraph's answer: its status and body (parsed by the executor, which keeps the bytes).
@@ -53,6 +56,7 @@ type InFlight = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
 pub struct SubgraphClient {
     http: reqwest::Client,
     dedupe: bool,
+    max_response_bytes: usize,
     in_flight: Arc<Mutex<HashMap<(String, Bytes), InFlight>>>,
 }
 
@@ -65,9 +69,10 @@ impl std::fmt::Debug for SubgraphClient {
 }
 
 impl SubgraphClient {
-    /// A client whose requests time out after `timeout`; with `dedupe`, identical in-flight
-    /// requests (same URL and body) share one response.
-    pub fn new(timeout: Duration, dedupe: bool) -> Self {
+    /// A client whose requests time out after `timeout` and whose responses may be at most
+    /// `max_response_bytes` long; with `dedupe`, identical in-flight requests (same URL and
+    /// body) share one response.
+    pub fn new(timeout: Duration, dedupe: bool, max_response_bytes: usize) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -79,6 +84,7 @@ impl SubgraphClient {
         Self {
             http,
             dedupe,
+            max_response_bytes,
             in_flight: Arc::default(),
         }
     }
@@ -86,7 +92,13 @@ impl SubgraphClient {
     /// POSTs `body` (a GraphQL request) to `url` and reads the response.
     pub async fn post(&self, url: &str, body: Bytes) -> Result<Reply, FetchError> {
         if !self.dedupe {
-            return send(self.http.clone(), url.to_owned(), body).await;
+            return send(
+                self.http.clone(),
+                url.to_owned(),
+                body,
+                self.max_response_bytes,
+            )
+            .await;
         }
         let key = (url.to_owned(), body.clone());
         let shared = {
@@ -94,9 +106,14 @@ impl SubgraphClient {
             match in_flight.get(&key) {
                 Some(existing) => existing.clone(),
                 None => {
-                    let future = send(self.http.clone(), url.to_owned(), body)
-                        .boxed()
-                        .shared();
+                    let future = send(
+                        self.http.clone(),
+                        url.to_owned(),
+                        body,
+                        self.max_response_bytes,
+                    )
+                    .boxed()
+                    .shared();
                     in_flight.insert(key.clone(), future.clone());
                     future
                 }
@@ -111,7 +128,12 @@ impl SubgraphClient {
     }
 }
 
-async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Reply, FetchError> {
+async fn send(
+    http: reqwest::Client,
+    url: String,
+    body: Bytes,
+    limit: usize,
+) -> Result<Reply, FetchError> {
     let response = http
         .post(&url)
         .header("content-type", "application/json")
@@ -124,9 +146,25 @@ async fn send(http: reqwest::Client, url: String, body: Bytes) -> Result<Reply, 
         .await
         .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
+    let length = response.content_length().unwrap_or(0);
+    if length > limit as u64 {
+        return Err(FetchError::TooLarge(limit));
+    }
+    // Read chunk by chunk, so a body without (or lying about) its length stops at the limit.
+    let mut response = response;
+    let mut collected = bytes::BytesMut::with_capacity(length as usize);
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|err| FetchError::Transport(err.without_url().to_string()))?;
-    Ok(Reply { status, body })
+        .map_err(|err| FetchError::Transport(err.without_url().to_string()))?
+    {
+        if collected.len() + chunk.len() > limit {
+            return Err(FetchError::TooLarge(limit));
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(Reply {
+        status,
+        body: collected.freeze(),
+    })
 }

@@ -26,6 +26,9 @@ use crate::supergraph::Supergraph;
 use fetch::{FetchError, Reply, SubgraphClient, Transport};
 use tree::{Node, Texts};
 
+/// The default of [`ExecutorConfig::max_response_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// How the executor talks to subgraphs.
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
@@ -33,6 +36,8 @@ pub struct ExecutorConfig {
     pub subgraph_timeout: Duration,
     /// Share identical in-flight subgraph requests.
     pub dedupe: bool,
+    /// The largest subgraph response body read; a larger one is a fetch error.
+    pub max_response_bytes: usize,
     /// Where subgraph requests are counted.
     pub metrics: crate::metrics::RouterMetrics,
 }
@@ -42,6 +47,7 @@ impl Default for ExecutorConfig {
         Self {
             subgraph_timeout: Duration::from_secs(30),
             dedupe: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             metrics: crate::metrics::RouterMetrics::new(),
         }
     }
@@ -125,7 +131,11 @@ impl Executor {
     /// An executor with its own connection pool.
     pub fn new(config: ExecutorConfig) -> Self {
         Self {
-            client: SubgraphClient::new(config.subgraph_timeout, config.dedupe),
+            client: SubgraphClient::new(
+                config.subgraph_timeout,
+                config.dedupe,
+                config.max_response_bytes,
+            ),
             metrics: config.metrics,
         }
     }

@@ -68,6 +68,13 @@ pub struct RouterArgs {
     /// Share identical in-flight subgraph requests.
     #[arg(long, env = "TESSERA_DEDUPE")]
     pub dedupe: bool,
+    /// The largest subgraph response body read, in bytes; a larger one is a fetch error.
+    #[arg(
+        long,
+        env = "TESSERA_MAX_SUBGRAPH_RESPONSE_BYTES",
+        default_value_t = crate::execute::DEFAULT_MAX_RESPONSE_BYTES
+    )]
+    pub max_subgraph_response_bytes: usize,
     /// Deepest field nesting of an operation.
     #[arg(long, env = "TESSERA_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
@@ -113,6 +120,7 @@ impl RouterArgs {
             executor: ExecutorConfig {
                 subgraph_timeout: Duration::from_millis(self.subgraph_timeout_ms),
                 dedupe: self.dedupe,
+                max_response_bytes: self.max_subgraph_response_bytes,
                 ..ExecutorConfig::default()
             },
             plan_cache_size: self.plan_cache_size,
