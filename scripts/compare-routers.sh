@@ -10,16 +10,7 @@ cd "$(dirname "$0")/.."
 if [ $# -lt 4 ]; then sed -n 2,7p "$0"; exit 2; fi
 seconds=$1; clients=$2; rounds=$3; shift 3
 cargo build --release --bin tessera-example --example load >&2
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-wait_for() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
-RUST_LOG=warn target/release/tessera-example --data-dir "$work/data" --router-listen 127.0.0.1:4199 \
-  --config supergraph.yaml >"$work/example.log" 2>&1 &
-pids+=($!)
-for port in 4001 4002 4003 4004 4005; do wait_for "http://127.0.0.1:$port/health"; done
+. scripts/load/subgraphs.sh
 
 echo "# $(nproc) cores, ${seconds}s per row, $clients concurrent clients, $rounds rounds"
 for round in $(seq 1 "$rounds"); do

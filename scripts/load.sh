@@ -10,18 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 concurrency=${2:-8}
 cargo build --release --bin tessera --bin tessera-example --example load >&2
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_for() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
-
-# The subgraphs (their own router goes to a spare port; the measured one is a separate process).
-RUST_LOG=warn target/release/tessera-example --data-dir "$work/data" --router-listen 127.0.0.1:4199 \
-  --config supergraph.yaml >"$work/example.log" 2>&1 &
-pids+=($!)
-for port in 4001 4002 4003 4004 4005; do wait_for "http://127.0.0.1:$port/health"; done
+. scripts/load/subgraphs.sh
 
 start_router() {
   RUST_LOG=warn target/release/tessera router --config supergraph.yaml --listen 127.0.0.1:4000 "$@" \

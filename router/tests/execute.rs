@@ -384,11 +384,24 @@ async fn a_failed_root_fetch_of_a_non_null_field_makes_data_null() {
 
 /// Runs `{ books { title reviews { body } } }` with the reviews subgraph replaced by `reviews`.
 async fn books_with_reviews_from(reviews: &SubgraphServer) -> Value {
+    books_with_reviews_from_with(reviews, EngineConfig::default()).await
+}
+
+async fn books_with_reviews_from_with(reviews: &SubgraphServer, config: EngineConfig) -> Value {
     let shop = Bookshop::start().await;
-    let engine = shop.engine_with(EngineConfig::default(), &[("reviews", &reviews.url)]);
+    let engine = shop.engine_with(config, &[("reviews", &reviews.url)]);
     let body = execute(&engine, "{ books { title reviews { body } } }", json!({})).await;
     assert_eq!(reviews.request_count(), 1);
     body
+}
+
+/// The books without their reviews, and one `SUBGRAPH_FETCH_FAILED` error naming `reviews`.
+fn assert_reviews_failed(body: &Value) {
+    assert_json(&body["data"], &books_without_reviews());
+    assert_eq!(
+        error_extensions(body),
+        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
+    );
 }
 
 fn books_without_reviews() -> Value {
@@ -403,11 +416,7 @@ fn books_without_reviews() -> Value {
 async fn a_subgraph_answering_invalid_json_is_a_fetch_error() {
     let reviews = SubgraphServer::replying(StatusCode::OK, "application/json", "{\"data\": ").await;
     let body = books_with_reviews_from(&reviews).await;
-    assert_json(&body["data"], &books_without_reviews());
-    assert_eq!(
-        error_extensions(&body),
-        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
-    );
+    assert_reviews_failed(&body);
 }
 
 #[tokio::test]
@@ -419,16 +428,11 @@ async fn a_subgraph_answering_hostile_nesting_is_a_fetch_error_not_a_crash() {
     );
     let reviews = SubgraphServer::replying(StatusCode::OK, "application/json", nested).await;
     let body = books_with_reviews_from(&reviews).await;
-    assert_json(&body["data"], &books_without_reviews());
-    assert_eq!(
-        error_extensions(&body),
-        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
-    );
+    assert_reviews_failed(&body);
 }
 
 #[tokio::test]
 async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
-    let shop = Bookshop::start().await;
     let large = format!(
         "{{\"data\":{{\"_entities\":[{{\"reviews\":[{{\"body\":\"{}\"}}]}}]}}}}",
         "x".repeat(4096)
@@ -441,13 +445,8 @@ async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
         },
         ..EngineConfig::default()
     };
-    let engine = shop.engine_with(config, &[("reviews", reviews.url.as_str())]);
-    let body = execute(&engine, "{ books { title reviews { body } } }", json!({})).await;
-    assert_json(&body["data"], &books_without_reviews());
-    assert_eq!(
-        error_extensions(&body),
-        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
-    );
+    let body = books_with_reviews_from_with(&reviews, config).await;
+    assert_reviews_failed(&body);
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -465,11 +464,7 @@ async fn a_subgraph_answering_http_500_is_a_fetch_error() {
     )
     .await;
     let body = books_with_reviews_from(&reviews).await;
-    assert_json(&body["data"], &books_without_reviews());
-    assert_eq!(
-        error_extensions(&body),
-        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
-    );
+    assert_reviews_failed(&body);
 }
 
 #[tokio::test]
@@ -481,11 +476,7 @@ async fn a_subgraph_answering_http_500_with_a_json_body_is_a_fetch_error() {
     )
     .await;
     let body = books_with_reviews_from(&reviews).await;
-    assert_json(&body["data"], &books_without_reviews());
-    assert_eq!(
-        error_extensions(&body),
-        vec![json!({ "code": "SUBGRAPH_FETCH_FAILED", "serviceName": "reviews" })]
-    );
+    assert_reviews_failed(&body);
 }
 
 #[tokio::test]

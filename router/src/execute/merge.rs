@@ -122,7 +122,7 @@ impl RepresentationWriter<'_> {
         let start = out.len();
         out.push(b'{');
         let mut first = true;
-        if !self.write_fields(out, entries, input, typename, rewrite, &mut first) {
+        if !self.write_fields(out, entries, input, typename, Some(rewrite), &mut first) {
             out.truncate(start);
             return false;
         }
@@ -130,18 +130,24 @@ impl RepresentationWriter<'_> {
         true
     }
 
+    /// Writes `set`'s fields of the object `entries`. `rewrite` is the `__typename` to send
+    /// (`Some(None)`: the object's own); with `None`, a `__typename` directly in `set` is left
+    /// out (the caller wrote it already).
     fn write_fields(
         &self,
         out: &mut Vec<u8>,
         entries: &Entries,
         set: &SelectionSet,
         typename: &str,
-        rewrite: Option<&Name>,
+        rewrite: Option<Option<&Name>>,
         first: &mut bool,
     ) -> bool {
         for item in &set.items {
             match item {
                 Selection::Field(field) if field.name == "__typename" => {
+                    let Some(rewrite) = rewrite else {
+                        continue;
+                    };
                     write_key(out, "__typename", first);
                     write_name(out, rewrite.map_or(typename, Name::as_str));
                 }
@@ -163,7 +169,7 @@ impl RepresentationWriter<'_> {
                             entries,
                             &fragment.selection,
                             typename,
-                            rewrite,
+                            Some(rewrite.flatten()),
                             first,
                         )
                     {
@@ -189,15 +195,7 @@ impl RepresentationWriter<'_> {
                     write_key(out, "__typename", &mut first);
                     self.texts.write(out, t);
                 }
-                let plain = SelectionSet {
-                    items: set
-                        .items
-                        .iter()
-                        .filter(|i| !matches!(i, Selection::Field(f) if f.name == "__typename"))
-                        .cloned()
-                        .collect(),
-                };
-                if !self.write_fields(out, entries, &plain, typename_text, None, &mut first) {
+                if !self.write_fields(out, entries, set, typename_text, None, &mut first) {
                     return false;
                 }
                 out.push(b'}');

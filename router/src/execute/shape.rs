@@ -286,13 +286,9 @@ impl<'a> Shaper<'a> {
             out.extend_from_slice(b"null");
             return true;
         }
+        // Operations are annotated when planned; a field without a kind is looked up.
         let kind = match field.kind {
-            TypeKind::Unknown => match self.api.types.get(name) {
-                Some(ExtendedType::Enum(_)) => TypeKind::Enum,
-                Some(ExtendedType::Object(_)) => TypeKind::Object,
-                Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => TypeKind::Abstract,
-                _ => TypeKind::Scalar,
-            },
+            TypeKind::Unknown => TypeKind::of(self.api, name),
             kind => kind,
         };
         match kind {

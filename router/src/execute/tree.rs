@@ -223,10 +223,7 @@ impl Texts {
         let Node::Object(entries) = root else {
             return Ok(Parsed::default());
         };
-        let mut parsed = Parsed {
-            is_object: true,
-            ..Parsed::default()
-        };
+        let mut parsed = Parsed::default();
         for (key, value) in entries {
             match self.get(key) {
                 b"data" => parsed.data = Some(value),
@@ -245,8 +242,6 @@ pub struct Parsed {
     pub data: Option<Node>,
     /// `errors`, when present.
     pub errors: Option<serde_json::Value>,
-    /// Whether the body was a JSON object at all.
-    pub is_object: bool,
 }
 
 fn side_span(side: &mut Vec<u8>, text: &str) -> Option<Span> {
@@ -443,7 +438,8 @@ mod tests {
     #[test]
     fn responses_that_are_not_objects_or_not_json() {
         let mut texts = Texts::default();
-        assert!(!parse(&mut texts, "[1,2]").is_object);
+        let list = parse(&mut texts, "[1,2]");
+        assert!(list.data.is_none() && list.errors.is_none());
         assert!(
             parse(&mut texts, r#"{"errors":[{"message":"x"}]}"#)
                 .errors

@@ -208,18 +208,25 @@ impl Operation {
     }
 }
 
+impl TypeKind {
+    /// The kind of type `name` in `schema` (`Unknown` for input types and unknown names).
+    pub fn of(schema: &apollo_compiler::Schema, name: &str) -> Self {
+        use apollo_compiler::schema::ExtendedType;
+        match schema.types.get(name) {
+            Some(ExtendedType::Scalar(_)) => TypeKind::Scalar,
+            Some(ExtendedType::Enum(_)) => TypeKind::Enum,
+            Some(ExtendedType::Object(_)) => TypeKind::Object,
+            Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => TypeKind::Abstract,
+            Some(ExtendedType::InputObject(_)) | None => TypeKind::Unknown,
+        }
+    }
+}
+
 fn annotate(set: &mut SelectionSet, api: &apollo_compiler::Schema) {
-    use apollo_compiler::schema::ExtendedType;
     for item in &mut set.items {
         match item {
             Selection::Field(field) => {
-                field.kind = match api.types.get(field.ty.inner_named_type()) {
-                    Some(ExtendedType::Scalar(_)) => TypeKind::Scalar,
-                    Some(ExtendedType::Enum(_)) => TypeKind::Enum,
-                    Some(ExtendedType::Object(_)) => TypeKind::Object,
-                    Some(ExtendedType::Interface(_) | ExtendedType::Union(_)) => TypeKind::Abstract,
-                    Some(ExtendedType::InputObject(_)) | None => TypeKind::Unknown,
-                };
+                field.kind = TypeKind::of(api, field.ty.inner_named_type());
                 annotate(&mut field.selection, api);
             }
             Selection::Fragment(fragment) => annotate(&mut fragment.selection, api),
