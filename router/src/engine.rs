@@ -87,7 +87,8 @@ pub struct EngineResponse {
     pub status: StatusCode,
     /// The GraphQL response but `data`: `errors`, `extensions`.
     pub body: Value,
-    /// `data` as JSON text, written while shaping (absent on request errors).
+    /// The start of the body, `{"data":` and the data as JSON text, written while shaping
+    /// (absent on request errors).
     pub data: Option<Vec<u8>>,
 }
 
@@ -137,14 +138,11 @@ impl EngineResponse {
         }
     }
 
-    /// The response as JSON bytes: `data` first (copied as written), then the rest.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let Some(data) = &self.data else {
+    /// The response as JSON bytes: `data` first (as written while shaping), then the rest.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let Some(mut out) = self.data else {
             return serde_json::to_vec(&self.body).unwrap_or_default();
         };
-        let mut out = Vec::with_capacity(data.len() + 256);
-        out.extend_from_slice(b"{\"data\":");
-        out.extend_from_slice(data);
         if let Value::Object(rest) = &self.body {
             for (key, value) in rest {
                 out.push(b',');
@@ -157,9 +155,9 @@ impl EngineResponse {
         out
     }
 
-    /// The whole response as a JSON value (parses [`Self::to_bytes`]; for tests and tools).
+    /// The whole response as a JSON value (parses [`Self::into_bytes`]; for tests and tools).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.to_bytes()).unwrap_or(Value::Null)
+        serde_json::from_slice(&self.clone().into_bytes()).unwrap_or(Value::Null)
     }
 }
 

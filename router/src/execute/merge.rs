@@ -1,89 +1,97 @@
-//! The data tree gathered so far: walking plan paths, building representations, and merging
-//! subgraph results back in.
+//! The data gathered so far: walking plan paths, building representations, and undoing the
+//! planner's aliases in subgraph responses.
 
 use apollo_compiler::Name;
-use serde_json::Value;
+use serde_json::Value as Json;
 
-use super::tree::{Entries, Node, Texts};
+use super::store::{ObjectId, Store, Value, position};
 use crate::plan::PathElem;
 use crate::plan::alias::Rename;
+use crate::plan::keys::{KeyId, Keys};
 use crate::plan::operation::{Selection, SelectionSet};
 
-/// Calls `f` with every object at `path` (lists flattened) and its location: the index of
-/// each step, into an object's entries or a list's items.
-pub fn for_each_object<'a>(
-    texts: &Texts,
-    data: &'a Node,
-    path: &[PathElem],
+/// One step of an entity path, with its key numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKey {
+    /// The value under this key.
+    Key(KeyId),
+    /// Each item of a list.
+    List,
+}
+
+/// A plan path with its keys numbered (a key the plan lacks matches nothing).
+pub fn path_keys(keys: &Keys, path: &[PathElem]) -> Vec<PathKey> {
+    path.iter()
+        .map(|elem| match elem {
+            PathElem::Key(key) => PathKey::Key(keys.id(key).unwrap_or(KeyId::NONE)),
+            PathElem::List => PathKey::List,
+        })
+        .collect()
+}
+
+/// Calls `f` with every object at `path` below `value` (lists flattened) and its location: the
+/// index of each step, into an object's fields or a list's items.
+pub fn for_each_object(
+    store: &Store,
+    value: Value,
+    path: &[PathKey],
     steps: &mut Vec<u32>,
-    f: &mut dyn FnMut(&[u32], &'a Entries),
+    f: &mut dyn FnMut(&[u32], ObjectId),
 ) {
-    match (path.first(), data) {
-        (None, Node::Object(entries)) => f(steps, entries),
-        (None, Node::List(items)) => for_each_item(texts, items, path, steps, f),
-        (Some(PathElem::Key(key)), Node::Object(entries)) => {
-            if let Some(index) = texts.position(entries, key) {
+    match (path.first(), value) {
+        (None, Value::Object(object)) => f(steps, object),
+        (None | Some(PathKey::Key(_)), Value::List(list)) => {
+            // A list where the path expects an object: every item continues the same path.
+            for_each_item(store, store.items(list), path, steps, f);
+        }
+        (Some(PathKey::Key(key)), Value::Object(object)) => {
+            let fields = store.fields(object);
+            if let Some(index) = position(fields, *key, 0) {
                 steps.push(index as u32);
-                for_each_object(texts, &entries[index].1, &path[1..], steps, f);
+                for_each_object(store, fields[index].1, &path[1..], steps, f);
                 steps.pop();
             }
         }
-        (Some(PathElem::List), Node::List(items)) => {
-            for_each_item(texts, items, &path[1..], steps, f);
+        (Some(PathKey::List), Value::List(list)) => {
+            for_each_item(store, store.items(list), &path[1..], steps, f);
         }
-        // A list where the path expects an object: every element continues the same path.
-        (Some(PathElem::Key(_)), Node::List(items)) => for_each_item(texts, items, path, steps, f),
         _ => {}
     }
 }
 
-fn for_each_item<'a>(
-    texts: &Texts,
-    items: &'a [Node],
-    path: &[PathElem],
+fn for_each_item(
+    store: &Store,
+    items: &[Value],
+    path: &[PathKey],
     steps: &mut Vec<u32>,
-    f: &mut dyn FnMut(&[u32], &'a Entries),
+    f: &mut dyn FnMut(&[u32], ObjectId),
 ) {
     for (index, item) in items.iter().enumerate() {
         steps.push(index as u32);
-        for_each_object(texts, item, path, steps, f);
+        for_each_object(store, *item, path, steps, f);
         steps.pop();
     }
 }
 
-/// The node at a location found by [`for_each_object`], mutably. (Merging only appends
-/// entries, so a location stays valid while the results of one step are merged.)
-pub fn at_mut<'a>(data: &'a mut Node, steps: &[u32]) -> Option<&'a mut Node> {
-    let mut node = data;
-    for &step in steps {
-        node = match node {
-            Node::Object(entries) => &mut entries.get_mut(step as usize)?.1,
-            Node::List(items) => items.get_mut(step as usize)?,
-            _ => return None,
-        };
-    }
-    Some(node)
-}
-
-/// A location as a GraphQL response path.
-pub fn path_json(texts: &Texts, data: &Node, steps: &[u32]) -> Vec<Value> {
+/// A location found by [`for_each_object`] from `value`, as a GraphQL response path.
+pub fn path_json(store: &Store, keys: &Keys, value: Value, steps: &[u32]) -> Vec<Json> {
     let mut path = Vec::with_capacity(steps.len());
-    let mut node = data;
+    let mut value = value;
     for &step in steps {
-        match node {
-            Node::Object(entries) => {
-                let Some((key, child)) = entries.get(step as usize) else {
+        match value {
+            Value::Object(object) => {
+                let Some(&(key, child)) = store.fields(object).get(step as usize) else {
                     break;
                 };
-                path.push(Value::String(texts.key_string(*key)));
-                node = child;
+                path.push(Json::String(keys.name(key).to_owned()));
+                value = child;
             }
-            Node::List(items) => {
-                let Some(child) = items.get(step as usize) else {
+            Value::List(list) => {
+                let Some(&child) = store.items(list).get(step as usize) else {
                     break;
                 };
-                path.push(Value::from(step));
-                node = child;
+                path.push(Json::from(step));
+                value = child;
             }
             _ => break,
         }
@@ -91,38 +99,32 @@ pub fn path_json(texts: &Texts, data: &Node, steps: &[u32]) -> Vec<Value> {
     path
 }
 
-/// How representations are written: the fetch's input selection and the type facts needed.
+/// How representations are written: the data and the type facts needed.
 pub struct RepresentationWriter<'a> {
-    /// The run's texts.
-    pub texts: &'a Texts,
+    /// The run's data.
+    pub store: &'a Store,
     /// Whether an object of the first type may match a fragment on the second.
     pub possible: &'a dyn Fn(&str, &Name) -> bool,
 }
 
 impl RepresentationWriter<'_> {
-    /// Writes the representation of the object `entries` through `input` as JSON into `out`;
-    /// false (and nothing written) when it has no `__typename` or misses a key field. Fields
-    /// are written under their names (the key may be an alias the planner gave a required
-    /// field).
+    /// Writes the representation of `object` (whose `__typename` is `typename`) through `input`
+    /// as JSON into `out`; false (and nothing written) when it misses a key field. Fields are
+    /// written under their names (the key may be an alias the planner gave a required field),
+    /// `__typename` as `rewrite` when given.
     pub fn write(
         &self,
         out: &mut Vec<u8>,
-        entries: &Entries,
+        object: ObjectId,
+        typename: &str,
         input: &SelectionSet,
         rewrite: Option<&Name>,
     ) -> bool {
-        let Some(typename) = self
-            .texts
-            .field(entries, "__typename")
-            .and_then(|n| self.texts.str_of(n))
-            .and_then(|t| std::str::from_utf8(t).ok())
-        else {
-            return false;
-        };
         let start = out.len();
         out.push(b'{');
         let mut first = true;
-        if !self.write_fields(out, entries, input, typename, Some(rewrite), &mut first) {
+        let fields = self.store.fields(object);
+        if !self.write_fields(out, fields, input, typename, Some(rewrite), &mut first) {
             out.truncate(start);
             return false;
         }
@@ -130,18 +132,19 @@ impl RepresentationWriter<'_> {
         true
     }
 
-    /// Writes `set`'s fields of the object `entries`. `rewrite` is the `__typename` to send
-    /// (`Some(None)`: the object's own); with `None`, a `__typename` directly in `set` is left
-    /// out (the caller wrote it already).
+    /// Writes `set`'s fields of an object. `rewrite` is the `__typename` to send (`Some(None)`:
+    /// the object's own); with `None`, a `__typename` directly in `set` is left out (the caller
+    /// wrote it already).
     fn write_fields(
         &self,
         out: &mut Vec<u8>,
-        entries: &Entries,
+        fields: &[(KeyId, Value)],
         set: &SelectionSet,
         typename: &str,
         rewrite: Option<Option<&Name>>,
         first: &mut bool,
     ) -> bool {
+        let mut hint = 0;
         for item in &set.items {
             match item {
                 Selection::Field(field) if field.name == "__typename" => {
@@ -152,12 +155,14 @@ impl RepresentationWriter<'_> {
                     write_name(out, rewrite.map_or(typename, Name::as_str));
                 }
                 Selection::Field(field) => {
-                    let Some(value) = self.texts.field(entries, field.key.as_str()) else {
+                    let Some(index) = position(fields, field.key_id, hint) else {
                         return false;
                     };
+                    hint = index + 1;
+                    let value = fields[index].1;
                     write_key(out, field.name.as_str(), first);
                     if field.selection.items.is_empty() {
-                        self.texts.write(out, value);
+                        self.store.write(out, value);
                     } else if !self.write_projected(out, value, &field.selection) {
                         return false;
                     }
@@ -166,7 +171,7 @@ impl RepresentationWriter<'_> {
                     if (self.possible)(typename, &fragment.on)
                         && !self.write_fields(
                             out,
-                            entries,
+                            fields,
                             &fragment.selection,
                             typename,
                             Some(rewrite.flatten()),
@@ -181,33 +186,33 @@ impl RepresentationWriter<'_> {
         true
     }
 
-    fn write_projected(&self, out: &mut Vec<u8>, value: &Node, set: &SelectionSet) -> bool {
+    fn write_projected(&self, out: &mut Vec<u8>, value: Value, set: &SelectionSet) -> bool {
         match value {
-            Node::Object(entries) => {
-                let typename = self.texts.field(entries, "__typename");
+            Value::Object(object) => {
+                let fields = self.store.fields(object);
+                let typename = position(fields, KeyId::TYPENAME, 0).map(|i| fields[i].1);
                 let typename_text = typename
-                    .and_then(|n| self.texts.str_of(n))
-                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .and_then(|t| self.store.str_of(t))
                     .unwrap_or_default();
                 out.push(b'{');
                 let mut first = true;
                 if let Some(t) = typename {
                     write_key(out, "__typename", &mut first);
-                    self.texts.write(out, t);
+                    self.store.write(out, t);
                 }
-                if !self.write_fields(out, entries, set, typename_text, None, &mut first) {
+                if !self.write_fields(out, fields, set, &typename_text, None, &mut first) {
                     return false;
                 }
                 out.push(b'}');
                 true
             }
-            Node::List(items) => {
+            Value::List(list) => {
                 out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
+                for (index, item) in self.store.items(list).iter().enumerate() {
                     if index > 0 {
                         out.push(b',');
                     }
-                    if !self.write_projected(out, item, set) {
+                    if !self.write_projected(out, *item, set) {
                         return false;
                     }
                 }
@@ -215,7 +220,7 @@ impl RepresentationWriter<'_> {
                 true
             }
             other => {
-                self.texts.write(out, other);
+                self.store.write(out, other);
                 true
             }
         }
@@ -239,31 +244,31 @@ fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {
 }
 
 /// Moves aliased values in a subgraph response back under the client's keys.
-pub fn undo_aliases(texts: &mut Texts, value: &mut Node, renames: &[Rename]) {
+pub fn undo_aliases(store: &mut Store, value: Value, renames: &[Rename]) {
     match value {
-        Node::List(items) => items
-            .iter_mut()
-            .for_each(|item| undo_aliases(texts, item, renames)),
-        Node::Object(entries) => {
+        Value::List(list) => {
+            for index in 0..store.items(list).len() {
+                let item = store.items(list)[index];
+                undo_aliases(store, item, renames);
+            }
+        }
+        Value::Object(object) => {
             for rename in renames {
-                let Some(index) = texts.position(entries, rename.key.as_str()) else {
+                let Some(index) = position(store.fields(object), rename.key_id, 0) else {
                     continue;
                 };
-                undo_aliases(texts, &mut entries[index].1, &rename.children);
-                let Some(original) = &rename.original else {
+                let moved = store.fields(object)[index].1;
+                undo_aliases(store, moved, &rename.children);
+                let Some(original) = rename.original_id else {
                     continue;
                 };
-                match texts.position(entries, original.as_str()) {
+                match position(store.fields(object), original, 0) {
                     Some(existing) => {
-                        let (_, moved) = entries.remove(index);
-                        let existing = if existing > index {
-                            existing - 1
-                        } else {
-                            existing
-                        };
-                        texts.merge(&mut entries[existing].1, moved);
+                        let merged = store.merge(store.fields(object)[existing].1, moved);
+                        store.set(object, existing, merged);
+                        store.rekey(object, index, KeyId::NONE);
                     }
-                    None => entries[index].0 = texts.intern(original.as_str()),
+                    None => store.rekey(object, index, original),
                 }
             }
         }
@@ -274,110 +279,123 @@ pub fn undo_aliases(texts: &mut Texts, value: &mut Node, renames: &[Rename]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tree(texts: &mut Texts, data: &str) -> Node {
-        let body = format!("{{\"data\":{data}}}");
-        texts
-            .parse_response(bytes::Bytes::from(body))
-            .expect("valid JSON")
-            .data
-            .expect("data")
-    }
+    use crate::execute::store::fixtures::{data, json_of, keys};
+    use crate::plan::operation::Field;
 
     #[test]
     fn objects_are_found_through_lists_with_their_locations() {
-        let mut texts = Texts::default();
-        let data = tree(
-            &mut texts,
-            r#"{ "x": 0, "products": [{ "upc": "1" }, null, { "upc": "2" }] }"#,
+        let keys = keys(&["x", "products", "upc"]);
+        let mut store = Store::new();
+        let data = data(
+            &mut store,
+            &keys,
+            r#"{ "x": 0, "products": [{ "upc": "1" }, null, { "upc": "2" }, 3] }"#,
         );
-        let path = [
-            PathElem::Key(Name::new_unchecked("products")),
-            PathElem::List,
-        ];
+        let path = path_keys(
+            &keys,
+            &[
+                PathElem::Key(Name::new_unchecked("products")),
+                PathElem::List,
+            ],
+        );
         let mut found = Vec::new();
-        for_each_object(&texts, &data, &path, &mut Vec::new(), &mut |steps, _| {
-            found.push(steps.to_vec())
-        });
-        assert_eq!(found, vec![vec![1, 0], vec![1, 2]]);
-        assert_eq!(
-            path_json(&texts, &data, &found[1]),
-            vec![Value::from("products"), Value::from(2)]
+        for_each_object(
+            &store,
+            data,
+            &path,
+            &mut Vec::new(),
+            &mut |steps, object| found.push((steps.to_vec(), object)),
         );
-        let mut data = data;
-        assert!(matches!(
-            at_mut(&mut data, &found[1]),
-            Some(Node::Object(_))
-        ));
+        assert_eq!(
+            found.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+            vec![vec![1, 0], vec![1, 2]]
+        );
+        assert_eq!(
+            path_json(&store, &keys, data, &found[1].0),
+            vec![Json::from("products"), Json::from(2)]
+        );
+        let upc = keys.id("upc").expect("a key");
+        assert_eq!(
+            store.plain_str(store.get(found[1].1, upc).expect("upc")),
+            Some("2")
+        );
+        // A path through a key the plan does not have finds nothing.
+        let unknown = path_keys(&keys, &[PathElem::Key(Name::new_unchecked("other"))]);
+        let mut any = false;
+        for_each_object(&store, data, &unknown, &mut Vec::new(), &mut |_, _| {
+            any = true
+        });
+        assert!(!any);
+    }
+
+    fn rename(keys: &Keys, key: &str, original: &str) -> Rename {
+        Rename {
+            key: Name::new_unchecked(key),
+            original: Some(Name::new_unchecked(original)),
+            children: Vec::new(),
+            key_id: keys.id(key).expect("a key"),
+            original_id: keys.id(original),
+        }
     }
 
     #[test]
     fn aliases_are_undone_into_existing_and_new_keys() {
-        let mut texts = Texts::default();
-        let mut data = tree(
-            &mut texts,
+        let keys = keys(&["a", "b", "x", "y", "_t_a", "_t_b"]);
+        let mut store = Store::new();
+        let data = data(
+            &mut store,
+            &keys,
             r#"{ "a": { "x": 1 }, "_t_a": { "y": 2 }, "_t_b": 3 }"#,
         );
-        let renames = [
-            Rename {
-                key: Name::new_unchecked("_t_a"),
-                original: Some(Name::new_unchecked("a")),
-                children: Vec::new(),
-            },
-            Rename {
-                key: Name::new_unchecked("_t_b"),
-                original: Some(Name::new_unchecked("b")),
-                children: Vec::new(),
-            },
-        ];
-        undo_aliases(&mut texts, &mut data, &renames);
-        let mut out = Vec::new();
-        texts.write(&mut out, &data);
+        let renames = [rename(&keys, "_t_a", "a"), rename(&keys, "_t_b", "b")];
+        undo_aliases(&mut store, data, &renames);
         assert_eq!(
-            String::from_utf8(out).expect("utf-8"),
-            r#"{"a":{"x":1,"y":2},"b":3}"#
+            json_of(&store, &keys, data),
+            serde_json::json!({ "a": { "x": 1, "y": 2 }, "b": 3 })
         );
     }
 
     #[test]
     fn representations_use_field_names_and_the_rewritten_typename() {
-        use crate::plan::operation::{Field, Selection, SelectionSet};
+        let keys = keys(&["id", "_tessera_price_1", "title"]);
         let ty = apollo_compiler::ast::Type::Named(Name::new_unchecked("String"));
-        let mut price = Field::plain(Name::new_unchecked("price"), ty.clone());
-        price.key = Name::new_unchecked("_tessera_price_1");
+        let field = |name: &str, key: &str| {
+            let mut field = Field::plain(Name::new_unchecked(name), ty.clone());
+            field.key = Name::new_unchecked(key);
+            field.key_id = keys.id(key).expect("a key");
+            Selection::Field(field)
+        };
         let input = SelectionSet {
             items: vec![
-                Selection::Field(Field::plain(Name::new_unchecked("__typename"), ty.clone())),
-                Selection::Field(Field::plain(Name::new_unchecked("id"), ty)),
-                Selection::Field(price),
+                field("__typename", "__typename"),
+                field("id", "id"),
+                field("price", "_tessera_price_1"),
             ],
         };
-        let mut texts = Texts::default();
-        let object = tree(
-            &mut texts,
+        let mut store = Store::new();
+        let object = data(
+            &mut store,
+            &keys,
             r#"{ "__typename": "Book", "id": "b1", "_tessera_price_1": 5, "title": "x" }"#,
         );
-        let missing = tree(&mut texts, r#"{ "__typename": "Book" }"#);
+        let missing = data(&mut store, &keys, r#"{ "__typename": "Book" }"#);
         let possible = |_: &str, _: &Name| true;
         let writer = RepresentationWriter {
-            texts: &texts,
+            store: &store,
             possible: &possible,
         };
-        let Node::Object(entries) = &object else {
-            panic!("an object")
+        let (Value::Object(object), Value::Object(missing)) = (object, missing) else {
+            panic!("objects")
         };
         let mut out = Vec::new();
         let rewrite = Name::new_unchecked("Media");
-        assert!(writer.write(&mut out, entries, &input, Some(&rewrite)));
+        assert!(writer.write(&mut out, object, "Book", &input, Some(&rewrite)));
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             r#"{"__typename":"Media","id":"b1","price":5}"#
         );
-        let Node::Object(entries) = &missing else {
-            panic!("an object")
-        };
         let mut out = Vec::new();
-        assert!(!writer.write(&mut out, entries, &input, None));
+        assert!(!writer.write(&mut out, missing, "Book", &input, None));
         assert!(out.is_empty());
     }
 }

@@ -1,15 +1,17 @@
 //! The executor: runs a [`QueryPlan`] against the subgraphs and shapes the client's response.
 //!
 //! - [`fetch`]: the pooled subgraph HTTP client (with optional in-flight de-duplication).
-//! - [`merge`]: the data tree: walking paths, representations, merging results.
-//! - [`tree`]: the gathered data, pointing into the subgraphs' response bytes.
+//! - [`store`]: the gathered data, in one arena per request, pointing into the subgraphs'
+//!   response bytes.
+//! - [`json`]: reads a subgraph response into the store.
 //! - [`merge`]: walking plan paths, representations, and undoing aliases in that data.
 //! - [`shape`]: the client's response, with spec null propagation.
 
 pub mod fetch;
+pub mod json;
 pub mod merge;
 pub mod shape;
-pub mod tree;
+pub mod store;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -21,10 +23,15 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, codes};
+use crate::plan::keys::{KeyId, Keys};
 use crate::plan::{FetchNode, PlanNode, QueryPlan};
 use crate::supergraph::Supergraph;
 use fetch::{FetchError, Reply, SubgraphClient, Transport};
-use tree::{Node, Texts};
+use json::KeyPredictor;
+use store::{ObjectId, Store, Value as Data};
+
+/// How a response body starts when it has data.
+pub const DATA_MEMBER: &[u8] = b"{\"data\":";
 
 /// The default of [`ExecutorConfig::max_response_bytes`]: 64 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -56,8 +63,9 @@ impl Default for ExecutorConfig {
 /// A response: data and errors together, as fan-out produces them.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
-    /// `data`, already written as JSON text (`null` when a null propagated to the root); `None`
-    /// when execution never started.
+    /// The start of the response body: `{"data":` and the data as JSON text (`null` when a null
+    /// propagated to the root), for the caller to finish with the other members and `}`;
+    /// `None` when execution never started.
     pub data: Option<Vec<u8>>,
     /// Every error, with client paths.
     pub errors: Vec<GraphQLError>,
@@ -70,13 +78,14 @@ pub struct Executor {
     metrics: crate::metrics::RouterMetrics,
 }
 
-/// One run's state: the data gathered so far (and the text it points into) and the errors.
+/// One run's state: the data gathered so far and the errors.
 struct Run<'a> {
     transport: &'a dyn Transport,
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
-    texts: Texts,
-    data: Node,
+    keys: &'a Keys,
+    store: Store,
+    predictor: KeyPredictor,
     errors: Vec<GraphQLError>,
 }
 
@@ -87,29 +96,27 @@ struct Prepared {
     targets: Option<Targets>,
 }
 
-/// Where an entity fetch's results go: the location of every object it completes (its steps
-/// into the data, see [`merge::for_each_object`]) and the representation each one sent.
+/// Where an entity fetch's results go: every object it completes, the representation each
+/// one sent, and its location (its steps into the data, see [`merge::for_each_object`]) for
+/// error paths.
 #[derive(Debug, Default)]
 struct Targets {
+    /// Each object completed.
+    objects: Vec<ObjectId>,
+    /// Each object's representation (index into `_entities`).
+    representation: Vec<u32>,
     /// Every location's steps, one after another.
     steps: Vec<u32>,
     /// Where each location's steps end in `steps`.
     ends: Vec<usize>,
-    /// Each location's representation (index into `_entities`).
-    representation: Vec<u32>,
-    /// How many locations each representation has.
-    uses: Vec<u32>,
 }
 
 impl Targets {
-    fn push(&mut self, location: &[u32], representation: u32) {
+    fn push(&mut self, location: &[u32], object: ObjectId, representation: u32) {
+        self.objects.push(object);
+        self.representation.push(representation);
         self.steps.extend_from_slice(location);
         self.ends.push(self.steps.len());
-        self.representation.push(representation);
-        match self.uses.get_mut(representation as usize) {
-            Some(uses) => *uses += 1,
-            None => self.uses.push(1),
-        }
     }
 
     fn location(&self, index: usize) -> &[u32] {
@@ -166,29 +173,29 @@ impl Executor {
             transport,
             supergraph,
             variables,
-            texts: Texts::default(),
-            data: Node::Object(Vec::new()),
+            keys: &plan.keys,
+            store: Store::new(),
+            predictor: KeyPredictor::new(&plan.keys),
             errors: Vec::new(),
         };
         if let Some(root) = &plan.root {
             self.run_node(root, &mut run).await;
         }
-        let gathered = match &run.data {
-            Node::Object(entries) => entries.as_slice(),
-            _ => &[],
-        };
         let mut shaper = shape::Shaper {
             api: &supergraph.api,
-            texts: &run.texts,
+            store: &run.store,
+            keys: &plan.keys,
             variables,
             errors: Vec::new(),
             known_error_paths: run.errors.iter().filter_map(|e| e.path.clone()).collect(),
             unpathed_errors: run.errors.iter().any(|e| e.path.is_none()),
         };
-        let mut data = Vec::with_capacity(16 * 1024);
+        // The client's data is usually about as large as what the subgraphs sent.
+        let mut data = Vec::with_capacity(run.store.bytes_read() + 1024);
+        data.extend_from_slice(DATA_MEMBER);
         shaper.write_root(
             &mut data,
-            gathered,
+            Store::ROOT,
             &plan.operation.root_type,
             &plan.operation.selection,
             introspection.as_ref(),
@@ -321,8 +328,9 @@ fn write_representations(
     let possible = |runtime: &str, condition: &Name| {
         runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
     };
+    let store = &run.store;
     let writer = merge::RepresentationWriter {
-        texts: &run.texts,
+        store,
         possible: &possible,
     };
     let hasher = foldhash::fast::FixedState::default();
@@ -331,22 +339,17 @@ fn write_representations(
     let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
     let mut targets = Targets::default();
     let mut steps = Vec::with_capacity(8);
+    let path = merge::path_keys(run.keys, &entities.path);
     merge::for_each_object(
-        &run.texts,
-        &run.data,
-        &entities.path,
+        store,
+        Data::Object(Store::ROOT),
+        &path,
         &mut steps,
         &mut |location, object| {
-            let typename = run
-                .texts
-                .field(object, "__typename")
-                .and_then(|t| run.texts.str_of(t))
-                .unwrap_or_default();
-            if !entities
-                .type_filter
-                .iter()
-                .any(|t| t.as_bytes() == typename)
-            {
+            let Some(typename) = store.typename(object) else {
+                return;
+            };
+            if !entities.type_filter.iter().any(|t| *t == *typename) {
                 return;
             }
             let start = body.len();
@@ -357,6 +360,7 @@ fn write_representations(
             if !writer.write(
                 body,
                 object,
+                &typename,
                 &entities.input,
                 entities.rewrite_typename.as_ref(),
             ) {
@@ -386,23 +390,23 @@ fn write_representations(
                     index
                 }
             };
-            targets.push(location, index);
+            targets.push(location, object, index);
         },
     );
     (!ranges.is_empty()).then_some(targets)
 }
 
-/// Reads a subgraph's reply as a GraphQL response: `data` into the run's texts, `errors` as
+/// Reads a subgraph's reply as a GraphQL response: `data` into the run's store, `errors` as
 /// JSON. Anything that is not a GraphQL response (whatever the status) is a fetch error.
 fn read_reply(
-    texts: &mut Texts,
+    run: &mut Run<'_>,
     reply: Result<Reply, FetchError>,
-) -> Result<(Node, Option<Value>), FetchError> {
+) -> Result<(Data, Option<Value>), FetchError> {
     let reply = reply?;
     let success = (200..300).contains(&reply.status);
-    match texts.parse_response(reply.body) {
+    match json::read_response(&mut run.store, run.keys, &mut run.predictor, reply.body) {
         Ok(parsed) if parsed.data.is_some() || parsed.errors.is_some() => {
-            Ok((parsed.data.unwrap_or(Node::Null), parsed.errors))
+            Ok((parsed.data.unwrap_or(Data::Null), parsed.errors))
         }
         Ok(_) | Err(_) if !success => Err(FetchError::Status(reply.status)),
         Ok(_) => Err(FetchError::InvalidBody("not a GraphQL response".into())),
@@ -414,7 +418,7 @@ fn read_reply(
 /// paths.
 fn merge_response(run: &mut Run<'_>, prepared: Prepared, reply: Result<Reply, FetchError>) {
     let service = prepared.fetch.service.clone();
-    let (mut data, errors) = match read_reply(&mut run.texts, reply) {
+    let (data, errors) = match read_reply(run, reply) {
         Ok(read) => read,
         Err(err) => {
             tracing::warn!(subgraph = service, error = %err, "subgraph fetch failed");
@@ -426,52 +430,41 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, reply: Result<Reply, Fe
             if let Some(targets) = &prepared.targets
                 && !targets.ends.is_empty()
             {
-                error =
-                    error.with_path(merge::path_json(&run.texts, &run.data, targets.location(0)));
+                error = error.with_path(client_path(run, targets.location(0)));
             }
             run.errors.push(error);
             return;
         }
     };
+    // For an entity fetch, the results; for a root fetch, the data object.
+    let entities = match (&prepared.targets, data) {
+        (Some(_), Data::Object(object)) => run.store.get(object, KeyId::ENTITIES),
+        _ => None,
+    };
     if !prepared.fetch.renames.is_empty() {
-        let renames = &prepared.fetch.renames;
-        match &mut data {
-            Node::Object(entries) if prepared.targets.is_some() => {
-                if let Some(index) = run.texts.position(entries, "_entities") {
-                    merge::undo_aliases(&mut run.texts, &mut entries[index].1, renames);
-                }
-            }
-            other => merge::undo_aliases(&mut run.texts, other, renames),
+        let renamed = if prepared.targets.is_some() {
+            entities
+        } else {
+            Some(data)
+        };
+        if let Some(value) = renamed {
+            merge::undo_aliases(&mut run.store, value, &prepared.fetch.renames);
         }
     }
     match &prepared.targets {
-        None => run.texts.merge(&mut run.data, data),
+        None => {
+            if let Data::Object(object) = data {
+                run.store.merge_object(Store::ROOT, object);
+            }
+        }
         Some(targets) => {
-            let mut entities = match data {
-                Node::Object(entries) => {
-                    let index = run.texts.position(&entries, "_entities");
-                    match index.and_then(|i| entries.into_iter().nth(i)) {
-                        Some((_, Node::List(items))) => items,
-                        _ => Vec::new(),
+            if let Some(Data::List(list)) = entities {
+                for (index, &representation) in targets.representation.iter().enumerate() {
+                    let entity = run.store.items(list).get(representation as usize).copied();
+                    // A null (or a non-object) completes nothing.
+                    if let Some(Data::Object(result)) = entity {
+                        run.store.merge_object(targets.objects[index], result);
                     }
-                }
-                _ => Vec::new(),
-            };
-            let mut uses = targets.uses.clone();
-            for (index, &representation) in targets.representation.iter().enumerate() {
-                let r = representation as usize;
-                let Some(entity) = entities.get_mut(r) else {
-                    continue;
-                };
-                // The last object behind a representation takes the value itself.
-                uses[r] -= 1;
-                let value = if uses[r] == 0 {
-                    std::mem::replace(entity, Node::Null)
-                } else {
-                    entity.clone()
-                };
-                if let Some(target) = merge::at_mut(&mut run.data, targets.location(index)) {
-                    run.texts.merge(target, value);
                 }
             }
         }
@@ -482,6 +475,11 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, reply: Result<Reply, Fe
             run.errors.push(error);
         }
     }
+}
+
+/// A location in the run's data as a client path.
+fn client_path(run: &Run<'_>, location: &[u32]) -> Vec<Value> {
+    merge::path_json(&run.store, run.keys, Data::Object(Store::ROOT), location)
 }
 
 /// A subgraph's error, with its path rewritten to the client's and the subgraph named.
@@ -521,7 +519,7 @@ fn entity_error_path(run: &Run<'_>, path: &[Value], targets: &Targets) -> Option
     }
     let index = u32::try_from(path.get(1)?.as_u64()?).ok()?;
     let location = targets.first_of(index)?;
-    let mut out = merge::path_json(&run.texts, &run.data, location);
+    let mut out = client_path(run, location);
     out.extend(path.iter().skip(2).cloned());
     Some(out)
 }

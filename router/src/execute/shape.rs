@@ -10,8 +10,9 @@ use apollo_compiler::{Name, Schema, ast};
 use serde_json::{Map, Value};
 
 use super::merge::write_name;
-use super::tree::{Entries, Node, Texts};
+use super::store::{ObjectId, Store, Value as Data, position};
 use crate::error::{GraphQLError, codes};
+use crate::plan::keys::{KeyId, Keys};
 use crate::plan::operation::{Field, Selection, SelectionSet, TypeKind};
 
 /// A non-null position got null: the nearest nullable parent becomes null.
@@ -63,8 +64,10 @@ fn related(known: &[Value], path: &[Value]) -> bool {
 pub struct Shaper<'a> {
     /// The API schema.
     pub api: &'a Valid<Schema>,
-    /// The text the data points into.
-    pub texts: &'a Texts,
+    /// The data gathered.
+    pub store: &'a Store,
+    /// The plan's keys.
+    pub keys: &'a Keys,
     /// The request's variables, for `@skip`/`@include`.
     pub variables: &'a Map<String, Value>,
     /// Errors found while shaping (e.g. enum values clients may not see).
@@ -80,12 +83,13 @@ impl<'a> Shaper<'a> {
     pub fn write_root(
         &mut self,
         out: &mut Vec<u8>,
-        data: &Entries,
+        data: ObjectId,
         root_type: &Name,
         selection: &SelectionSet,
         introspection: Option<&Map<String, Value>>,
     ) {
         let start = out.len();
+        let fields = self.store.fields(data);
         out.push(b'{');
         for (index, (key, field)) in self.collect(selection, root_type).into_iter().enumerate() {
             if index > 0 {
@@ -105,7 +109,8 @@ impl<'a> Shaper<'a> {
                 }
                 _ => {
                     let path = Path::Key(&Path::Root, key.as_str());
-                    let value = self.texts.field(data, key).unwrap_or(&Node::Null);
+                    let value =
+                        position(fields, field.key_id, 0).map_or(Data::Null, |i| fields[i].1);
                     let written = self.write_value(out, value, &field.ty, &field, path);
                     if written.is_err() {
                         out.truncate(start);
@@ -191,7 +196,7 @@ impl<'a> Shaper<'a> {
     fn write_value(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Node,
+        value: Data,
         ty: &ast::Type,
         field: &Field,
         path: Path<'_>,
@@ -219,22 +224,23 @@ impl<'a> Shaper<'a> {
     fn write_list(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Node,
+        value: Data,
         inner: &ast::Type,
         field: &Field,
         path: Path<'_>,
     ) -> bool {
-        let Node::List(items) = value else {
+        let Data::List(list) = value else {
             out.extend_from_slice(b"null");
             return true;
         };
+        let store = self.store;
         let start = out.len();
         out.push(b'[');
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in store.items(list).iter().enumerate() {
             if index > 0 {
                 out.push(b',');
             }
-            let written = self.write_value(out, item, inner, field, Path::Index(&path, index));
+            let written = self.write_value(out, *item, inner, field, Path::Index(&path, index));
             if written.is_err() {
                 out.truncate(start);
                 out.extend_from_slice(b"null");
@@ -277,12 +283,12 @@ impl<'a> Shaper<'a> {
     fn write_named(
         &mut self,
         out: &mut Vec<u8>,
-        value: &Node,
+        value: Data,
         name: &Name,
         field: &Field,
         path: Path<'_>,
     ) -> bool {
-        if matches!(value, Node::Null) {
+        if value == Data::Null {
             out.extend_from_slice(b"null");
             return true;
         }
@@ -294,19 +300,16 @@ impl<'a> Shaper<'a> {
         match kind {
             TypeKind::Enum => self.write_enum(out, value, name, path),
             TypeKind::Object | TypeKind::Abstract => {
-                let Node::Object(entries) = value else {
+                let Data::Object(object) = value else {
                     out.extend_from_slice(b"null");
                     return true;
                 };
-                let typename = self
-                    .texts
-                    .field(entries, "__typename")
-                    .and_then(|t| self.texts.str_of(t))
-                    .and_then(|t| std::str::from_utf8(t).ok());
-                let runtime = match (kind, typename) {
-                    (TypeKind::Object, _) | (_, None) => name.as_str(),
-                    (_, Some(t)) => t,
+                let store = self.store;
+                let typename = match kind {
+                    TypeKind::Abstract => store.typename(object),
+                    _ => None,
                 };
+                let runtime = typename.as_deref().unwrap_or(name.as_str());
                 if kind == TypeKind::Abstract {
                     let is_object =
                         matches!(self.api.types.get(runtime), Some(ExtendedType::Object(_)));
@@ -322,7 +325,7 @@ impl<'a> Shaper<'a> {
                 }
                 let start = out.len();
                 if self
-                    .write_object(out, entries, runtime, &field.selection, path)
+                    .write_object(out, object, runtime, &field.selection, path)
                     .is_err()
                 {
                     out.truncate(start);
@@ -332,29 +335,29 @@ impl<'a> Shaper<'a> {
                 false
             }
             TypeKind::Scalar | TypeKind::Unknown => {
-                self.texts.write(out, value);
+                self.store.write(out, value);
                 false
             }
         }
     }
 
     /// An enum value: only values the API schema shows may be sent.
-    fn write_enum(&mut self, out: &mut Vec<u8>, value: &Node, name: &Name, path: Path<'_>) -> bool {
-        let visible = match (self.api.types.get(name), self.texts.str_of(value)) {
+    fn write_enum(&mut self, out: &mut Vec<u8>, value: Data, name: &Name, path: Path<'_>) -> bool {
+        let visible = match (self.api.types.get(name), self.store.str_of(value)) {
             (Some(ExtendedType::Enum(enum_type)), Some(text)) => {
-                std::str::from_utf8(text).is_ok_and(|text| enum_type.values.contains_key(text))
+                enum_type.values.contains_key(text.as_ref())
             }
             _ => false,
         };
         if visible {
-            self.texts.write(out, value);
+            self.store.write(out, value);
             return false;
         }
         self.errors.push(
             GraphQLError::new(
                 format!(
                     "invalid value {} for enum {name}",
-                    self.texts.to_value(value)
+                    self.store.to_json(value)
                 ),
                 codes::INTERNAL,
             )
@@ -367,11 +370,13 @@ impl<'a> Shaper<'a> {
     fn write_object(
         &mut self,
         out: &mut Vec<u8>,
-        object: &Entries,
+        object: ObjectId,
         runtime: &str,
         selection: &SelectionSet,
         path: Path<'_>,
     ) -> Result<(), Propagate> {
+        let store = self.store;
+        let object = store.fields(object);
         out.push(b'{');
         // Subgraphs answer in the selection's order, so each field is looked for first where
         // the previous one was found, plus one.
@@ -396,7 +401,7 @@ impl<'a> Shaper<'a> {
     fn write_field(
         &mut self,
         out: &mut Vec<u8>,
-        object: &Entries,
+        object: &[(KeyId, Data)],
         runtime: &str,
         field: &Field,
         first: bool,
@@ -406,19 +411,32 @@ impl<'a> Shaper<'a> {
         if !first {
             out.push(b',');
         }
-        write_name(out, field.key.as_str());
-        out.push(b':');
+        match self.keys.member(field.key_id) {
+            Some(member) => out.extend_from_slice(member),
+            None => {
+                write_name(out, field.key.as_str());
+                out.push(b':');
+            }
+        }
         if field.name == "__typename" {
             write_name(out, runtime);
             return Ok(());
         }
-        let value = match self.texts.position_from(object, &field.key, *hint) {
+        let value = match position(object, field.key_id, *hint) {
             Some(index) => {
                 *hint = index + 1;
-                &object[index].1
+                object[index].1
             }
-            None => &Node::Null,
+            None => Data::Null,
         };
+        // Most values are scalars where a scalar belongs: their text goes out as it came in.
+        if field.kind == TypeKind::Scalar
+            && let ast::Type::Named(_) | ast::Type::NonNullNamed(_) = field.ty
+            && let Data::Number(text) | Data::String(text) | Data::Escaped(text) = value
+        {
+            out.extend_from_slice(self.store.text(text));
+            return Ok(());
+        }
         self.write_value(out, value, &field.ty, field, Path::Key(&path, &field.key))
             .map(|_| ())
     }

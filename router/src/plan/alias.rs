@@ -8,6 +8,7 @@
 
 use apollo_compiler::Name;
 
+use super::keys::KeyId;
 use super::operation::{Field, Selection, SelectionSet};
 use crate::supergraph::{GraphId, Supergraph};
 
@@ -20,6 +21,10 @@ pub struct Rename {
     pub original: Option<Name>,
     /// Renames inside the value.
     pub children: Vec<Rename>,
+    /// `key`'s number in the plan (set when planning ends).
+    pub key_id: KeyId,
+    /// `original`'s number in the plan (set when planning ends).
+    pub original_id: Option<KeyId>,
 }
 
 /// Aliases conflicting fields of `set` (whose objects are of type `parent` in `graph`).
@@ -121,6 +126,8 @@ fn rewrite(
                         key,
                         original: renamed.then_some(original),
                         children,
+                        key_id: KeyId::NONE,
+                        original_id: None,
                     });
                 }
                 out.items.push(Selection::Field(field));

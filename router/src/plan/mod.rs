@@ -5,10 +5,12 @@
 //! - `emit`: turns the group graph into Sequence / Parallel / Flatten / Condition nodes and
 //!   writes each group's subgraph operation.
 //! - [`nodes`]: the plan's node types and their text and JSON forms.
+//! - [`keys`]: every response key the executor looks up, numbered once per plan.
 
 pub mod alias;
 mod builder;
 mod emit;
+pub mod keys;
 pub mod nodes;
 pub mod operation;
 pub mod text;
@@ -63,10 +65,12 @@ pub fn plan_operation(
         }
         builder.plan_root_field(&root_type, &field, sequential)?;
     }
-    let root = emit::emit(supergraph, &operation, &builder.groups);
+    let mut root = emit::emit(supergraph, &operation, &builder.groups);
+    let keys = keys::assign(&mut operation, root.as_mut());
     Ok(QueryPlan {
         operation: Arc::new(operation),
         root,
+        keys,
     })
 }
 

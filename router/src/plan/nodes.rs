@@ -87,6 +87,8 @@ pub struct QueryPlan {
     pub operation: Arc<Operation>,
     /// The fetches; `None` when nothing needs fetching (only `__typename` or introspection).
     pub root: Option<PlanNode>,
+    /// Every response key the executor looks up, numbered.
+    pub keys: super::keys::Keys,
 }
 
 impl QueryPlan {

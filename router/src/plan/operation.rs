@@ -6,6 +6,8 @@ use apollo_compiler::Name;
 use apollo_compiler::ast::{self, Value};
 use apollo_compiler::executable::{self, ExecutableDocument};
 
+use super::keys::KeyId;
+
 /// `@skip`/`@include` on variables: every `(variable, expected)` must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Condition(pub Vec<(Name, bool)>);
@@ -61,6 +63,8 @@ pub enum Selection {
 pub struct Field {
     /// The response key: the alias, or else the name.
     pub key: Name,
+    /// The response key's number in the plan (see [`super::keys`]); set when planning ends.
+    pub key_id: KeyId,
     /// The field's name.
     pub name: Name,
     /// The alias, if any.
@@ -101,6 +105,7 @@ impl Field {
     pub fn plain(name: Name, ty: ast::Type) -> Self {
         Self {
             key: name.clone(),
+            key_id: KeyId::NONE,
             name,
             alias: None,
             args: String::new(),
@@ -270,6 +275,7 @@ pub fn normalize(
                 };
                 let normalized = Field {
                     key: field.response_key().clone(),
+                    key_id: KeyId::NONE,
                     name: field.name.clone(),
                     alias: field.alias.clone(),
                     args,

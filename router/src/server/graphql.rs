@@ -308,14 +308,11 @@ impl EngineResponse {
 
     /// The HTTP response: the body as JSON of `media_type`; a 405 names the allowed method.
     fn into_http(self, media_type: ResponseMediaType) -> Response {
-        let body = self.to_bytes();
-        let mut response = (
-            self.status,
-            [(CONTENT_TYPE, media_type.content_type())],
-            body,
-        )
-            .into_response();
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+        let status = self.status;
+        let body = self.into_bytes();
+        let mut response =
+            (status, [(CONTENT_TYPE, media_type.content_type())], body).into_response();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("POST"));
