@@ -112,6 +112,15 @@ struct Targets {
 }
 
 impl Targets {
+    fn with_capacity(objects: usize) -> Self {
+        Self {
+            objects: Vec::with_capacity(objects),
+            representation: Vec::with_capacity(objects),
+            steps: Vec::with_capacity(objects * 4),
+            ends: Vec::with_capacity(objects),
+        }
+    }
+
     fn push(&mut self, location: &[u32], object: ObjectId, representation: u32) {
         self.objects.push(object);
         self.representation.push(representation);
@@ -335,9 +344,9 @@ fn write_representations(
     };
     let hasher = foldhash::fast::FixedState::default();
     // Representations written so far (byte ranges of `body`), found again by their hash.
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
-    let mut targets = Targets::default();
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(128);
+    let mut seen: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(128);
+    let mut targets = Targets::with_capacity(128);
     let mut steps = Vec::with_capacity(8);
     let path = merge::path_keys(run.keys, &entities.path);
     merge::for_each_object(
@@ -346,12 +355,15 @@ fn write_representations(
         &path,
         &mut steps,
         &mut |location, object| {
-            let Some(typename) = store.typename(object) else {
+            // The object's `__typename`, as the type of the filter it matches.
+            let Some(typename) = store.get(object, KeyId::TYPENAME).and_then(|t| {
+                entities
+                    .type_filter
+                    .iter()
+                    .find(|name| store.is_str(t, name))
+            }) else {
                 return;
             };
-            if !entities.type_filter.iter().any(|t| *t == *typename) {
-                return;
-            }
             let start = body.len();
             if !ranges.is_empty() {
                 body.push(b',');
@@ -360,7 +372,7 @@ fn write_representations(
             if !writer.write(
                 body,
                 object,
-                &typename,
+                typename,
                 &entities.input,
                 entities.rewrite_typename.as_ref(),
             ) {
@@ -459,6 +471,7 @@ fn merge_response(run: &mut Run<'_>, prepared: Prepared, reply: Result<Reply, Fe
         }
         Some(targets) => {
             if let Some(Data::List(list)) = entities {
+                run.store.reserve_merges(targets.objects.len());
                 for (index, &representation) in targets.representation.iter().enumerate() {
                     let entity = run.store.items(list).get(representation as usize).copied();
                     // A null (or a non-object) completes nothing.

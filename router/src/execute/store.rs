@@ -123,9 +123,9 @@ impl Store {
         u32::try_from(body.len()).ok()?;
         // Room for what the body likely holds, so reading it rarely moves the vectors: a field
         // takes at least six bytes of JSON (`"k":1,`), most take far more.
-        self.fields.reserve(body.len() / 24);
+        self.fields.reserve(body.len() / 16);
         self.items.reserve(body.len() / 64);
-        self.objects.reserve(body.len() / 96);
+        self.objects.reserve(body.len() / 64);
         self.bytes_read += body.len();
         self.bufs.push(body);
         Some(buf)
@@ -187,6 +187,18 @@ impl Store {
                 .ok()
                 .map(Cow::Owned),
             _ => None,
+        }
+    }
+
+    /// Whether `value` is the string `text` (compared as bytes unless it has escapes).
+    pub fn is_str(&self, value: Value, text: &str) -> bool {
+        match value {
+            Value::String(span) => {
+                let raw = self.text(span);
+                raw.len() == text.len() + 2 && &raw[1..raw.len() - 1] == text.as_bytes()
+            }
+            Value::Escaped(_) => self.str_of(value).as_deref() == Some(text),
+            _ => false,
         }
     }
 
@@ -292,6 +304,12 @@ impl Store {
             (Value::Object(_), Value::Null) => target,
             (_, source) => source,
         }
+    }
+
+    /// Makes room for merging into `objects` objects: each one merged into is moved to the end
+    /// of the fields once, and grows.
+    pub fn reserve_merges(&mut self, objects: usize) {
+        self.fields.reserve(objects * 8);
     }
 
     /// Merges the fields of object `source` into object `target`.
@@ -483,6 +501,8 @@ mod tests {
         assert_eq!(store.plain_str(field("e")), None);
         assert_eq!(store.str_of(field("e")).as_deref(), Some("Book"));
         assert_eq!(store.str_of(field("n")), None);
+        assert!(store.is_str(field("s"), "Book") && store.is_str(field("e"), "Book"));
+        assert!(!store.is_str(field("s"), "Boo") && !store.is_str(field("n"), "1"));
         let mut out = Vec::new();
         store.write(&mut out, field("e"));
         assert_eq!(out, br#""B\u006fok""#);
