@@ -411,12 +411,9 @@ impl<'a> Shaper<'a> {
         if !first {
             out.push(b',');
         }
-        match self.keys.member(field.key_id) {
-            Some(member) => out.extend_from_slice(member),
-            None => {
-                write_name(out, field.key.as_str());
-                out.push(b':');
-            }
+        if !self.keys.write_member(out, field.key_id) {
+            write_name(out, field.key.as_str());
+            out.push(b':');
         }
         if field.name == "__typename" {
             write_name(out, runtime);
@@ -434,7 +431,7 @@ impl<'a> Shaper<'a> {
             && let ast::Type::Named(_) | ast::Type::NonNullNamed(_) = field.ty
             && let Data::Number(text) | Data::String(text) | Data::Escaped(text) = value
         {
-            out.extend_from_slice(self.store.text(text));
+            self.store.write_text(out, text);
             return Ok(());
         }
         self.write_value(out, value, &field.ty, field, Path::Key(&path, &field.key))

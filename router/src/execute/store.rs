@@ -163,6 +163,14 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Appends the text of `span` to `out`.
+    #[inline]
+    pub fn write_text(&self, out: &mut Vec<u8>, span: Span) {
+        if let Some(buf) = self.bufs.get(span.buf as usize) {
+            append(out, buf, span.start as usize, span.end as usize);
+        }
+    }
+
     /// The value of `key` in `object`.
     pub fn get(&self, object: ObjectId, key: KeyId) -> Option<Value> {
         position(self.fields(object), key, 0).map(|i| self.fields(object)[i].1)
@@ -215,7 +223,7 @@ impl Store {
             Value::Bool(true) => out.extend_from_slice(b"true"),
             Value::Bool(false) => out.extend_from_slice(b"false"),
             Value::Number(span) | Value::String(span) | Value::Escaped(span) => {
-                out.extend_from_slice(self.text(span));
+                self.write_text(out, span);
             }
             Value::List(list) => {
                 out.push(b'[');
@@ -355,6 +363,27 @@ impl Store {
     }
 }
 
+/// Appends `source[start..end]` to `out`. A piece of at most 16 bytes with 16 bytes of `source`
+/// from its start is copied as one fixed-size block and the excess cut off: for the short keys,
+/// numbers and strings most responses are made of, that is much cheaper than a call to
+/// `memcpy`.
+#[inline]
+pub fn append(out: &mut Vec<u8>, source: &[u8], start: usize, end: usize) {
+    let len = end.saturating_sub(start);
+    if len <= 16
+        && let Some(block) = source.get(start..start + 16)
+        && let Ok(block) = <&[u8; 16]>::try_from(block)
+    {
+        let at = out.len();
+        out.extend_from_slice(block);
+        out.truncate(at + len);
+        return;
+    }
+    if let Some(piece) = source.get(start..end) {
+        out.extend_from_slice(piece);
+    }
+}
+
 /// Where `key` is among `fields`, looking at `hint` first (subgraphs answer in selection order,
 /// so the next field is usually where the previous one was found, plus one).
 pub fn position(fields: &[(KeyId, Value)], key: KeyId, hint: usize) -> Option<usize> {
@@ -482,6 +511,28 @@ mod tests {
         assert_eq!(store.get(first, KeyId::TYPENAME), None);
         store.merge_object(first, first);
         assert_eq!(store.fields(first).len(), 3);
+    }
+
+    #[test]
+    fn short_and_long_pieces_are_appended_exactly() {
+        let source = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        for (start, end) in [
+            (0, 0),
+            (0, 5),
+            (3, 19),
+            (20, 36),
+            (0, 36),
+            (30, 36),
+            (36, 36),
+        ] {
+            let mut out = b"x".to_vec();
+            append(&mut out, source, start, end);
+            assert_eq!(&out[1..], &source[start..end], "{start}..{end}");
+            assert_eq!(out[0], b'x');
+        }
+        let mut out = Vec::new();
+        append(&mut out, source, 30, 40);
+        assert!(out.is_empty(), "a range past the end appends nothing");
     }
 
     #[test]

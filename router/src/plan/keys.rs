@@ -14,6 +14,9 @@ use super::alias::Rename;
 use super::nodes::{PathElem, PlanNode};
 use super::operation::{Operation, Selection, SelectionSet};
 
+/// How many zero bytes follow the member texts of [`Keys`].
+const MEMBER_PADDING: usize = 16;
+
 /// A response key of one plan (see [`Keys`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(u32);
@@ -49,7 +52,8 @@ impl Default for KeyId {
 pub struct Keys {
     names: Vec<Name>,
     ids: HashMap<Name, KeyId, foldhash::fast::RandomState>,
-    /// Every key as JSON object-member text, `"name":`, one after another.
+    /// Every key as JSON object-member text, `"name":`, one after another, and then
+    /// [`MEMBER_PADDING`] zero bytes (so that short members can be copied as fixed blocks).
     members: Vec<u8>,
     /// Where each key's member text ends in `members`.
     member_ends: Vec<u32>,
@@ -101,6 +105,21 @@ impl Keys {
         self.members.get(start..end)
     }
 
+    /// Appends [`member`](Self::member)'s text to `out`; false (nothing written) for
+    /// [`KeyId::NONE`].
+    #[inline]
+    pub fn write_member(&self, out: &mut Vec<u8>, id: KeyId) -> bool {
+        let Some(&end) = self.member_ends.get(id.index()) else {
+            return false;
+        };
+        let start = match id.index() {
+            0 => 0,
+            i => self.member_ends[i - 1] as usize,
+        };
+        crate::execute::store::append(out, &self.members, start, end as usize);
+        true
+    }
+
     /// The id of `key`, numbering it when new.
     pub fn intern(&mut self, key: &Name) -> KeyId {
         if let Some(id) = self.ids.get(key) {
@@ -109,10 +128,13 @@ impl Keys {
         let id = KeyId(u32::try_from(self.names.len()).unwrap_or(u32::MAX - 1));
         self.names.push(key.clone());
         self.ids.insert(key.clone(), id);
+        self.members
+            .truncate(self.member_ends.last().map_or(0, |end| *end as usize));
         self.members.push(b'"');
         self.members.extend_from_slice(key.as_bytes());
         self.members.extend_from_slice(b"\":");
         self.member_ends.push(self.members.len() as u32);
+        self.members.extend_from_slice(&[0; MEMBER_PADDING]);
         id
     }
 }
@@ -184,6 +206,10 @@ mod tests {
         assert_eq!(keys.member(a), Some(&b"\"upc\":"[..]));
         assert_eq!(keys.member(KeyId::TYPENAME), Some(&b"\"__typename\":"[..]));
         assert_eq!(keys.member(KeyId::NONE), None);
+        let mut out = Vec::new();
+        assert!(keys.write_member(&mut out, a) && keys.write_member(&mut out, KeyId::ENTITIES));
+        assert!(!keys.write_member(&mut out, KeyId::NONE));
+        assert_eq!(out, b"\"upc\":\"_entities\":");
         assert_eq!(keys.id("price"), None);
         assert_eq!(keys.name(KeyId::NONE), "");
         assert_eq!(keys.len(), 3);
