@@ -456,6 +456,74 @@ async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
 }
 
 #[tokio::test]
+async fn a_streamed_response_over_the_size_limit_is_a_fetch_error() {
+    let chunk = format!(
+        "{{\"data\":{{\"_entities\":[{{\"reviews\":[{{\"body\":\"{}",
+        "x".repeat(600)
+    );
+    let reviews = SubgraphServer::streaming(vec![chunk, "x".repeat(600), "\"}]}]}}".into()]).await;
+    let config = EngineConfig {
+        executor: ExecutorConfig {
+            max_response_bytes: 1024,
+            ..ExecutorConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let body = books_with_reviews_from_with(&reviews, config).await;
+    assert_reviews_failed(&body);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than 1024 bytes")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_streamed_in_pieces_is_read_whole() {
+    let pieces = [
+        "{\"data\":{\"_entities\":[{\"reviews\":[{\"bo",
+        "dy\":\"Epic\"}]},{\"reviews\":[]},",
+        "{\"reviews\":[{\"body\":\"Odd\"}]}]}}",
+    ];
+    let reviews = SubgraphServer::streaming(pieces.iter().map(|p| p.to_string()).collect()).await;
+    let body = books_with_reviews_from(&reviews).await;
+    assert_json(
+        &body,
+        &json!({ "data": { "books": [
+            { "title": "Dune", "reviews": [{ "body": "Epic" }] },
+            { "title": "Emma", "reviews": [] },
+            { "title": "Ubik", "reviews": [{ "body": "Odd" }] },
+        ] } }),
+    );
+}
+
+#[tokio::test]
+async fn a_subgraph_slower_than_the_timeout_is_a_fetch_error() {
+    let reviews = SubgraphServer::stalling(std::time::Duration::from_secs(30)).await;
+    let config = EngineConfig {
+        executor: ExecutorConfig {
+            subgraph_timeout: std::time::Duration::from_millis(200),
+            ..ExecutorConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let body = books_with_reviews_from_with(&reviews, config).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the router waited for the subgraph"
+    );
+    assert_reviews_failed(&body);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out after 200 ms")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn a_subgraph_answering_http_500_is_a_fetch_error() {
     let reviews = SubgraphServer::replying(
         StatusCode::INTERNAL_SERVER_ERROR,

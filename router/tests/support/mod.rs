@@ -73,6 +73,44 @@ impl SubgraphServer {
         Self::serve(app).await
     }
 
+    /// A subgraph that takes `delay` to answer each request (with `{"data":null}`).
+    pub async fn stalling(delay: std::time::Duration) -> Self {
+        let app = Router::new().route(
+            "/",
+            post(move || async move {
+                tokio::time::sleep(delay).await;
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"data\":null}",
+                )
+            }),
+        );
+        Self::serve(app).await
+    }
+
+    /// A subgraph that answers every request with `chunks`, sent one after another without a
+    /// `Content-Length`.
+    pub async fn streaming(chunks: Vec<String>) -> Self {
+        let app = Router::new().route(
+            "/",
+            post(move || {
+                let chunks = chunks.clone();
+                async move {
+                    let stream = futures_util::stream::iter(
+                        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+                    );
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        Body::from_stream(stream),
+                    )
+                }
+            }),
+        );
+        Self::serve(app).await
+    }
+
     async fn serve(app: Router) -> Self {
         let requests = Recorded::default();
         let app = app.layer(middleware::from_fn_with_state(requests.clone(), record));
