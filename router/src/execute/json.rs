@@ -18,7 +18,7 @@
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 
-use super::store::{Span, Store, Value};
+use super::store::{Member, Span, Store, Value};
 use crate::plan::keys::{KeyId, Keys};
 
 /// How deeply lists and objects may nest in a subgraph response (the response object is the
@@ -71,6 +71,8 @@ pub struct KeyPredictor {
     /// Per key, what follows its opening quote in compact JSON (`name":`), as two words to
     /// compare with the input a word at a time.
     patterns: Vec<Pattern>,
+    /// Per key, the length of `"name":`.
+    member_lens: Vec<usize>,
 }
 
 /// Up to 16 bytes of text as two little-endian words, with masks for its length.
@@ -132,11 +134,20 @@ impl KeyPredictor {
                 Pattern::new(member.get(1..).unwrap_or_default()).unwrap_or_default()
             })
             .collect();
+        let member_lens = (0..keys.len())
+            .map(|i| keys.member(KeyId::from_index(i)).map_or(0, <[u8]>::len))
+            .collect();
         Self {
             slots: vec![KeyId::NONE; parents * PREDICTED_POSITIONS],
             parents,
             patterns,
+            member_lens,
         }
+    }
+
+    /// The length of `"name":` for `key` (0 for a key the plan lacks).
+    fn member_len(&self, key: KeyId) -> usize {
+        self.member_lens.get(key.index()).copied().unwrap_or(0)
     }
 
     fn slot(&self, parent: KeyId, position: usize) -> Option<usize> {
@@ -184,7 +195,7 @@ struct Reader<'a> {
     predictor: &'a mut KeyPredictor,
     store: &'a mut Store,
     /// Fields of the objects being read (each object's run is moved to the store when it ends).
-    fields: Vec<(KeyId, Value)>,
+    fields: Vec<Member>,
     /// Items of the lists being read.
     items: Vec<Value>,
 }
@@ -326,9 +337,9 @@ impl Reader<'_> {
             Some(b'{') => self.object(key),
             Some(b'[') => self.list(key),
             Some(b'"') => self.string(),
-            Some(b't') => self.literal(b"true", Value::Bool(true)),
-            Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'n') => self.literal(b"null", Value::Null),
+            Some(b't') => self.literal(b"true").map(Value::Bool),
+            Some(b'f') => self.literal(b"false").map(Value::Bool),
+            Some(b'n') => self.literal(b"null").map(|_| Value::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => Err(self.error("expected a value")),
         }
@@ -347,12 +358,14 @@ impl Reader<'_> {
         })
     }
 
-    fn literal(&mut self, text: &[u8], value: Value) -> Result<Value, ReadError> {
+    /// `true`, `false` or `null`: where it is.
+    fn literal(&mut self, text: &[u8]) -> Result<Span, ReadError> {
         if !self.bytes[self.pos..].starts_with(text) {
             return Err(self.error("invalid literal"));
         }
+        let start = self.pos;
         self.pos += text.len();
-        Ok(value)
+        Ok(Span::new(self.buf, start, self.pos))
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as text.
@@ -414,17 +427,25 @@ impl Reader<'_> {
             let mut index = 0;
             loop {
                 self.expect(b'"', "expected a key")?;
+                let start = self.pos - 1;
                 let (key, colon) = self.key(parent, index)?;
                 if !colon {
                     self.expect(b':', "expected ':'")?;
                 }
                 self.skip_ws();
+                // `"key":value` exactly as a client would get it: only an escape in the key or
+                // a space around the colon makes the text longer.
+                let text = if self.pos - start == self.predictor.member_len(key) {
+                    start as u32
+                } else {
+                    Member::NO_TEXT
+                };
                 let value = match self.peek() {
                     Some(b'"') => self.string()?,
                     _ => self.value(key)?,
                 };
                 if key != KeyId::NONE {
-                    self.fields.push((key, value));
+                    self.fields.push(Member { key, value, text });
                 }
                 index += 1;
                 if self.end_or_comma(b'}', "expected ',' or '}'")? {
@@ -634,14 +655,14 @@ mod tests {
         let parsed = read(&mut store, &keys, body).expect("valid");
         let data = object(parsed.data);
         let fields = store.fields(data);
-        assert!(matches!(fields[0].1, Value::String(_)));
-        assert!(matches!(fields[1].1, Value::Escaped(_)));
-        assert_eq!(fields[1].0, keys.id("b\"c").expect("a key"));
-        assert_eq!(store.plain_str(fields[0].1), Some("plain"));
-        assert_eq!(store.str_of(fields[1].1).as_deref(), Some("tab\there"));
+        assert!(matches!(fields[0].value, Value::String(_)));
+        assert!(matches!(fields[1].value, Value::Escaped(_)));
+        assert_eq!(fields[1].key, keys.id("b\"c").expect("a key"));
+        assert_eq!(store.plain_str(fields[0].value), Some("plain"));
+        assert_eq!(store.str_of(fields[1].value).as_deref(), Some("tab\there"));
         let mut out = Vec::new();
-        for (_, value) in fields {
-            store.write(&mut out, *value);
+        for member in fields {
+            store.write(&mut out, member.value);
             out.push(b' ');
         }
         assert_eq!(

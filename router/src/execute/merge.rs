@@ -4,7 +4,7 @@
 use apollo_compiler::Name;
 use serde_json::Value as Json;
 
-use super::store::{ObjectId, Store, Value, position};
+use super::store::{Member, ObjectId, Store, Value, position};
 use crate::plan::PathElem;
 use crate::plan::alias::Rename;
 use crate::plan::keys::{KeyId, Keys};
@@ -48,7 +48,7 @@ pub fn for_each_object(
             let fields = store.fields(object);
             if let Some(index) = position(fields, *key, 0) {
                 steps.push(index as u32);
-                for_each_object(store, fields[index].1, &path[1..], steps, f);
+                for_each_object(store, fields[index].value, &path[1..], steps, f);
                 steps.pop();
             }
         }
@@ -80,11 +80,11 @@ pub fn path_json(store: &Store, keys: &Keys, value: Value, steps: &[u32]) -> Vec
     for &step in steps {
         match value {
             Value::Object(object) => {
-                let Some(&(key, child)) = store.fields(object).get(step as usize) else {
+                let Some(member) = store.fields(object).get(step as usize) else {
                     break;
                 };
-                path.push(Json::String(keys.name(key).to_owned()));
-                value = child;
+                path.push(Json::String(keys.name(member.key).to_owned()));
+                value = member.value;
             }
             Value::List(list) => {
                 let Some(&child) = store.items(list).get(step as usize) else {
@@ -138,7 +138,7 @@ impl RepresentationWriter<'_> {
     fn write_fields(
         &self,
         out: &mut Vec<u8>,
-        fields: &[(KeyId, Value)],
+        fields: &[Member],
         set: &SelectionSet,
         typename: &str,
         rewrite: Option<Option<&Name>>,
@@ -159,7 +159,7 @@ impl RepresentationWriter<'_> {
                         return false;
                     };
                     hint = index + 1;
-                    let value = fields[index].1;
+                    let value = fields[index].value;
                     write_key(out, field.name.as_str(), first);
                     if field.selection.items.is_empty() {
                         self.store.write(out, value);
@@ -190,7 +190,7 @@ impl RepresentationWriter<'_> {
         match value {
             Value::Object(object) => {
                 let fields = self.store.fields(object);
-                let typename = position(fields, KeyId::TYPENAME, 0).map(|i| fields[i].1);
+                let typename = position(fields, KeyId::TYPENAME, 0).map(|i| fields[i].value);
                 let typename_text = typename
                     .and_then(|t| self.store.str_of(t))
                     .unwrap_or_default();
@@ -257,15 +257,16 @@ pub fn undo_aliases(store: &mut Store, value: Value, renames: &[Rename]) {
                 let Some(index) = position(store.fields(object), rename.key_id, 0) else {
                     continue;
                 };
-                let moved = store.fields(object)[index].1;
+                let moved = store.fields(object)[index].value;
                 undo_aliases(store, moved, &rename.children);
                 let Some(original) = rename.original_id else {
                     continue;
                 };
                 match position(store.fields(object), original, 0) {
                     Some(existing) => {
-                        let merged = store.merge(store.fields(object)[existing].1, moved);
-                        store.set(object, existing, merged);
+                        let merged = store.merge(store.fields(object)[existing].value, moved);
+                        // Its text is under the alias.
+                        store.set(object, existing, merged, Member::NO_TEXT);
                         store.rekey(object, index, KeyId::NONE);
                     }
                     None => store.rekey(object, index, original),

@@ -10,9 +10,9 @@ use apollo_compiler::{Name, Schema, ast};
 use serde_json::{Map, Value};
 
 use super::merge::write_name;
-use super::store::{ObjectId, Store, Value as Data, position};
+use super::store::{Member, ObjectId, Store, Value as Data, position};
 use crate::error::{GraphQLError, codes};
-use crate::plan::keys::{KeyId, Keys};
+use crate::plan::keys::Keys;
 use crate::plan::operation::{Field, Selection, SelectionSet, TypeKind};
 
 /// A non-null position got null: the nearest nullable parent becomes null.
@@ -110,7 +110,7 @@ impl<'a> Shaper<'a> {
                 _ => {
                     let path = Path::Key(&Path::Root, key.as_str());
                     let value =
-                        position(fields, field.key_id, 0).map_or(Data::Null, |i| fields[i].1);
+                        position(fields, field.key_id, 0).map_or(Data::Null, |i| fields[i].value);
                     let written = self.write_value(out, value, &field.ty, &field, path);
                     if written.is_err() {
                         out.truncate(start);
@@ -383,34 +383,43 @@ impl<'a> Shaper<'a> {
         let mut hint = 0;
         if is_plain(selection) {
             // No fragments or conditions: the fields are the selection's, in order.
-            for (index, item) in selection.items.iter().enumerate() {
-                if let Selection::Field(field) = item {
-                    self.write_field(out, object, runtime, field, index == 0, path, &mut hint)?;
+            let items = &selection.items;
+            let mut index = 0;
+            while let Some(item) = items.get(index) {
+                if index > 0 {
+                    out.push(b',');
                 }
+                if let Some(run) = run(object, items, index, hint) {
+                    store.write_range(out, run.buf, run.start, run.end);
+                    (index, hint) = (run.next_item, run.next_field);
+                    continue;
+                }
+                if let Selection::Field(field) = item {
+                    self.write_field(out, object, runtime, field, path, &mut hint)?;
+                }
+                index += 1;
             }
         } else {
             for (index, (_, field)) in self.collect(selection, runtime).into_iter().enumerate() {
-                self.write_field(out, object, runtime, &field, index == 0, path, &mut hint)?;
+                if index > 0 {
+                    out.push(b',');
+                }
+                self.write_field(out, object, runtime, &field, path, &mut hint)?;
             }
         }
         out.push(b'}');
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write_field(
         &mut self,
         out: &mut Vec<u8>,
-        object: &[(KeyId, Data)],
+        object: &[Member],
         runtime: &str,
         field: &Field,
-        first: bool,
         path: Path<'_>,
         hint: &mut usize,
     ) -> Result<(), Propagate> {
-        if !first {
-            out.push(b',');
-        }
         if !self.keys.write_member(out, field.key_id) {
             write_name(out, field.key.as_str());
             out.push(b':');
@@ -422,14 +431,14 @@ impl<'a> Shaper<'a> {
         let value = match position(object, field.key_id, *hint) {
             Some(index) => {
                 *hint = index + 1;
-                object[index].1
+                object[index].value
             }
             None => Data::Null,
         };
         // Most values are scalars where a scalar belongs: their text goes out as it came in.
-        if field.kind == TypeKind::Scalar
-            && let ast::Type::Named(_) | ast::Type::NonNullNamed(_) = field.ty
-            && let Data::Number(text) | Data::String(text) | Data::Escaped(text) = value
+        if is_scalar_leaf(field)
+            && let Data::Number(text) | Data::String(text) | Data::Escaped(text) | Data::Bool(text) =
+                value
         {
             self.store.write_text(out, text);
             return Ok(());
@@ -439,6 +448,57 @@ impl<'a> Shaper<'a> {
     }
 }
 
+/// A run of fields copied as one piece (see [`run`]).
+struct Run {
+    buf: u32,
+    start: usize,
+    end: usize,
+    /// The selection item after the run.
+    next_item: usize,
+    /// The object's field after the run.
+    next_field: usize,
+}
+
+/// The longest run, from `items[index]` on, of at least two scalar fields whose texts
+/// (`"key":value`) follow each other one comma apart in one response body, in the selection's
+/// order: the subgraph wrote exactly what the client gets, and it is copied as one piece.
+/// Keys are the client's (a member has text only if its key is written as the plan's key),
+/// and a value with text is never null, so nothing in the run needs checking.
+fn run(object: &[Member], items: &[Selection], index: usize, hint: usize) -> Option<Run> {
+    let leaf = |item: &Selection| match item {
+        Selection::Field(field) if is_scalar_leaf(field) => Some(field.key_id),
+        _ => None,
+    };
+    let first = leaf(items.get(index)?)?;
+    let at = position(object, first, hint)?;
+    let (buf, start, mut end) = object[at].text_range()?;
+    let mut count = 1;
+    while let (Some(key), Some(member)) = (
+        items.get(index + count).and_then(leaf),
+        object.get(at + count),
+    ) {
+        match member.text_range() {
+            Some((b, s, e)) if member.key == key && b == buf && s == end + 1 => end = e,
+            _ => break,
+        }
+        count += 1;
+    }
+    (count >= 2).then_some(Run {
+        buf,
+        start,
+        end,
+        next_item: index + count,
+        next_field: at + count,
+    })
+}
+
+/// Whether `field` is a scalar (not an enum, not a list) other than `__typename`.
+fn is_scalar_leaf(field: &Field) -> bool {
+    field.kind == TypeKind::Scalar
+        && matches!(field.ty, ast::Type::Named(_) | ast::Type::NonNullNamed(_))
+        && field.name != "__typename"
+}
+
 /// Whether a selection set is only fields without conditions (so collecting its fields for
 /// any type gives its items, in order).
 fn is_plain(selection: &SelectionSet) -> bool {
@@ -446,4 +506,148 @@ fn is_plain(selection: &SelectionSet) -> bool {
         .items
         .iter()
         .all(|item| matches!(item, Selection::Field(f) if f.condition.is_always()))
+}
+
+#[cfg(test)]
+mod tests {
+    use apollo_compiler::Schema;
+
+    use super::*;
+    use crate::execute::merge::undo_aliases;
+    use crate::execute::store::fixtures::{data, keys};
+    use crate::plan::alias::Rename;
+
+    /// Shapes `object` (read from `json`, or the result of `prepare`) through a plain selection
+    /// of the nullable `Int` or `String` fields `fields`.
+    fn shaped(
+        fields: &[&str],
+        json: &[&str],
+        prepare: impl Fn(&mut Store, &Keys, &[Data]),
+    ) -> String {
+        let api = Schema::parse_and_validate(
+            "type Query { a: Int b: String c: Boolean d: Int x: Int }",
+            "api.graphql",
+        )
+        .expect("a valid schema");
+        let keys = keys(&["a", "b", "c", "d", "x", "_t_a"]);
+        let mut store = Store::new();
+        let values: Vec<Data> = json.iter().map(|j| data(&mut store, &keys, j)).collect();
+        prepare(&mut store, &keys, &values);
+        let selection = SelectionSet {
+            items: fields
+                .iter()
+                .map(|name| {
+                    let ty = if *name == "b" { "String" } else { "Int" };
+                    let mut field = Field::plain(
+                        Name::new_unchecked(name),
+                        ast::Type::Named(Name::new_unchecked(ty)),
+                    );
+                    field.kind = TypeKind::Scalar;
+                    field.key_id = keys.id(name).expect("a key");
+                    Selection::Field(field)
+                })
+                .collect(),
+        };
+        let variables = Map::new();
+        let mut shaper = Shaper {
+            api: &api,
+            store: &store,
+            keys: &keys,
+            variables: &variables,
+            errors: Vec::new(),
+            known_error_paths: Vec::new(),
+            unpathed_errors: false,
+        };
+        let Data::Object(object) = values[0] else {
+            panic!("an object")
+        };
+        let mut out = Vec::new();
+        shaper
+            .write_object(&mut out, object, "Query", &selection, Path::Root)
+            .expect("nothing non-null");
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    fn plain(fields: &[&str], json: &str) -> String {
+        shaped(fields, &[json], |_, _, _| {})
+    }
+
+    #[test]
+    fn fields_written_as_the_client_gets_them_are_copied_and_others_are_not() {
+        assert_eq!(
+            plain(&["a", "b", "c"], r#"{"a":1,"b":"x\"y","c":true}"#),
+            r#"{"a":1,"b":"x\"y","c":true}"#
+        );
+        // A field between two others, known to the plan or not, is left out.
+        assert_eq!(
+            plain(&["a", "b"], r#"{"a":1,"x":2,"b":"3"}"#),
+            r#"{"a":1,"b":"3"}"#
+        );
+        assert_eq!(
+            plain(&["a", "b"], r#"{"a":1,"y":2,"b":"3"}"#),
+            r#"{"a":1,"b":"3"}"#
+        );
+        // Spaces, another order, an escaped key, a null: each field is written on its own.
+        assert_eq!(
+            plain(&["a", "b", "c"], r#"{"a": 1 , "b" :"2","c":false}"#),
+            r#"{"a":1,"b":"2","c":false}"#
+        );
+        assert_eq!(
+            plain(&["a", "b", "d"], r#"{"b":"2","a":1,"d":4}"#),
+            r#"{"a":1,"b":"2","d":4}"#
+        );
+        assert_eq!(
+            plain(&["a", "d"], r#"{"\u0061":1,"d":4}"#),
+            r#"{"a":1,"d":4}"#
+        );
+        assert_eq!(
+            plain(&["a", "b", "d"], r#"{"a":1,"b":null,"d":4}"#),
+            r#"{"a":1,"b":null,"d":4}"#
+        );
+        // A field the response lacks is null, and the fields around it are still right.
+        assert_eq!(
+            plain(&["a", "b", "d"], r#"{"a":1,"d":4}"#),
+            r#"{"a":1,"b":null,"d":4}"#
+        );
+    }
+
+    #[test]
+    fn an_object_merged_from_two_responses_is_copied_per_response() {
+        let merged = shaped(
+            &["a", "b", "c", "d"],
+            &[r#"{"a":1,"b":"2"}"#, r#"{"c":true,"d":4}"#],
+            |store, _, values| {
+                store.merge(values[0], values[1]);
+            },
+        );
+        assert_eq!(merged, r#"{"a":1,"b":"2","c":true,"d":4}"#);
+        // A value replaced by a merge is written from where it now comes from.
+        let replaced = shaped(
+            &["a", "b", "d"],
+            &[r#"{"a":1,"b":"2","d":3}"#, r#"{"b":"new"}"#],
+            |store, _, values| {
+                store.merge(values[0], values[1]);
+            },
+        );
+        assert_eq!(replaced, r#"{"a":1,"b":"new","d":3}"#);
+    }
+
+    #[test]
+    fn a_field_moved_back_from_an_alias_is_written_under_the_clients_key() {
+        let renamed = shaped(
+            &["a", "d"],
+            &[r#"{"_t_a":1,"d":4}"#],
+            |store, keys, values| {
+                let rename = Rename {
+                    key: Name::new_unchecked("_t_a"),
+                    original: Some(Name::new_unchecked("a")),
+                    children: Vec::new(),
+                    key_id: keys.id("_t_a").expect("a key"),
+                    original_id: keys.id("a"),
+                };
+                undo_aliases(store, values[0], &[rename]);
+            },
+        );
+        assert_eq!(renamed, r#"{"a":1,"d":4}"#);
+    }
 }

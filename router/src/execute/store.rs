@@ -58,8 +58,8 @@ pub struct ListRef {
 pub enum Value {
     /// `null`.
     Null,
-    /// `true` / `false`.
-    Bool(bool),
+    /// `true` / `false`, as written.
+    Bool(Span),
     /// A number, as the subgraph wrote it.
     Number(Span),
     /// A string without escapes, quotes included: its inner text is its value.
@@ -70,6 +70,49 @@ pub enum Value {
     List(ListRef),
     /// An object.
     Object(ObjectId),
+}
+
+/// One field of an object: its key, its value, and where its text starts in the response.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Member {
+    /// The key.
+    pub key: KeyId,
+    /// The value.
+    pub value: Value,
+    /// Where `"key":value` starts in the value's body, when the subgraph wrote exactly that
+    /// (the key unescaped, no space around the colon); [`Member::NO_TEXT`] otherwise. Fields
+    /// whose texts follow each other, one comma apart, can be copied to the client as one
+    /// piece.
+    pub text: u32,
+}
+
+impl Member {
+    /// `text` of a member whose text is not `"key":value` as written.
+    pub const NO_TEXT: u32 = u32::MAX;
+
+    /// A member without text (one the router made, or renamed).
+    pub fn new(key: KeyId, value: Value) -> Self {
+        Self {
+            key,
+            value,
+            text: Self::NO_TEXT,
+        }
+    }
+
+    /// The body, start and end of `"key":value`, when the member has that text and its value
+    /// is a scalar.
+    pub fn text_range(&self) -> Option<(u32, usize, usize)> {
+        if self.text == Self::NO_TEXT {
+            return None;
+        }
+        match self.value {
+            Value::Number(span)
+            | Value::String(span)
+            | Value::Escaped(span)
+            | Value::Bool(span) => Some((span.buf, self.text as usize, span.end as usize)),
+            _ => None,
+        }
+    }
 }
 
 /// Where an object's fields are, and its text (for writing it whole, as a custom scalar).
@@ -86,7 +129,7 @@ pub struct Store {
     bufs: Vec<Bytes>,
     bytes_read: usize,
     objects: Vec<Slot>,
-    fields: Vec<(KeyId, Value)>,
+    fields: Vec<Member>,
     items: Vec<Value>,
 }
 
@@ -145,7 +188,7 @@ impl Store {
     }
 
     /// An object's fields, in response order.
-    pub fn fields(&self, object: ObjectId) -> &[(KeyId, Value)] {
+    pub fn fields(&self, object: ObjectId) -> &[Member] {
         let Some(slot) = self.objects.get(object.0 as usize) else {
             return &[];
         };
@@ -171,9 +214,16 @@ impl Store {
         }
     }
 
+    /// Appends bytes `start..end` of body `buf` to `out`.
+    pub fn write_range(&self, out: &mut Vec<u8>, buf: u32, start: usize, end: usize) {
+        if let Some(body) = self.bufs.get(buf as usize) {
+            append(out, body, start, end);
+        }
+    }
+
     /// The value of `key` in `object`.
     pub fn get(&self, object: ObjectId, key: KeyId) -> Option<Value> {
-        position(self.fields(object), key, 0).map(|i| self.fields(object)[i].1)
+        position(self.fields(object), key, 0).map(|i| self.fields(object)[i].value)
     }
 
     /// The text of a string value without escapes (`None` for any other value).
@@ -220,9 +270,10 @@ impl Store {
     pub fn write(&self, out: &mut Vec<u8>, value: Value) {
         match value {
             Value::Null => out.extend_from_slice(b"null"),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            Value::Number(span) | Value::String(span) | Value::Escaped(span) => {
+            Value::Number(span)
+            | Value::String(span)
+            | Value::Escaped(span)
+            | Value::Bool(span) => {
                 self.write_text(out, span);
             }
             Value::List(list) => {
@@ -252,7 +303,7 @@ impl Store {
     }
 
     /// Adds an object whose fields are `fields` and whose text is `raw`.
-    pub(super) fn push_object(&mut self, fields: &[(KeyId, Value)], raw: Span) -> Value {
+    pub(super) fn push_object(&mut self, fields: &[Member], raw: Span) -> Value {
         let start = self.fields.len() as u32;
         self.fields.extend_from_slice(fields);
         let id = ObjectId(self.objects.len() as u32);
@@ -274,21 +325,26 @@ impl Store {
         })
     }
 
-    /// Sets the value of field `index` of `object`.
-    pub(super) fn set(&mut self, object: ObjectId, index: usize, value: Value) {
+    /// Sets the value of field `index` of `object`, and where its text is.
+    pub(super) fn set(&mut self, object: ObjectId, index: usize, value: Value, text: u32) {
         if let Some(slot) = self.objects.get(object.0 as usize)
             && index < slot.len as usize
         {
-            self.fields[slot.start as usize + index].1 = value;
+            let member = &mut self.fields[slot.start as usize + index];
+            member.value = value;
+            member.text = text;
         }
     }
 
-    /// Changes the key of field `index` of `object` (to [`KeyId::NONE`] to hide it).
+    /// Changes the key of field `index` of `object` (to [`KeyId::NONE`] to hide it); its text
+    /// no longer names it.
     pub(super) fn rekey(&mut self, object: ObjectId, index: usize, key: KeyId) {
         if let Some(slot) = self.objects.get(object.0 as usize)
             && index < slot.len as usize
         {
-            self.fields[slot.start as usize + index].0 = key;
+            let member = &mut self.fields[slot.start as usize + index];
+            member.key = key;
+            member.text = Member::NO_TEXT;
         }
     }
 
@@ -330,26 +386,32 @@ impl Store {
         };
         let mut hint = 0;
         for i in 0..from.len as usize {
-            let (key, value) = self.fields[from.start as usize + i];
-            if key == KeyId::NONE {
+            let member = self.fields[from.start as usize + i];
+            if member.key == KeyId::NONE {
                 continue;
             }
-            match position(self.fields(target), key, hint) {
+            match position(self.fields(target), member.key, hint) {
                 Some(at) => {
                     hint = at + 1;
-                    let current = self.fields(target)[at].1;
-                    let merged = self.merge(current, value);
+                    let current = self.fields(target)[at];
+                    let merged = self.merge(current.value, member.value);
+                    // A replaced value brings its own text; a merged one keeps the target's.
+                    let text = if merged == current.value {
+                        current.text
+                    } else {
+                        member.text
+                    };
                     // `at` counts within `target`'s fields, so it holds even if merging below
                     // moved them.
-                    self.set(target, at, merged);
+                    self.set(target, at, merged, text);
                 }
-                None => self.push_field(target, key, value),
+                None => self.push_field(target, member),
             }
         }
     }
 
     /// Appends a field to `object`, moving its fields to the end first unless they are there.
-    fn push_field(&mut self, object: ObjectId, key: KeyId, value: Value) {
+    fn push_field(&mut self, object: ObjectId, member: Member) {
         let Some(slot) = self.objects.get_mut(object.0 as usize) else {
             return;
         };
@@ -359,7 +421,7 @@ impl Store {
             self.fields.extend_from_within(start..end);
         }
         slot.len += 1;
-        self.fields.push((key, value));
+        self.fields.push(member);
     }
 }
 
@@ -386,10 +448,10 @@ pub fn append(out: &mut Vec<u8>, source: &[u8], start: usize, end: usize) {
 
 /// Where `key` is among `fields`, looking at `hint` first (subgraphs answer in selection order,
 /// so the next field is usually where the previous one was found, plus one).
-pub fn position(fields: &[(KeyId, Value)], key: KeyId, hint: usize) -> Option<usize> {
+pub fn position(fields: &[Member], key: KeyId, hint: usize) -> Option<usize> {
     match fields.get(hint) {
-        Some((k, _)) if *k == key => Some(hint),
-        _ => fields.iter().position(|(k, _)| *k == key),
+        Some(member) if member.key == key => Some(hint),
+        _ => fields.iter().position(|member| member.key == key),
     }
 }
 
@@ -433,8 +495,8 @@ pub(crate) mod fixtures {
                 store
                     .fields(object)
                     .iter()
-                    .filter(|(key, _)| *key != KeyId::NONE)
-                    .map(|(key, v)| (keys.name(*key).to_owned(), json_of(store, keys, *v)))
+                    .filter(|member| member.key != KeyId::NONE)
+                    .map(|m| (keys.name(m.key).to_owned(), json_of(store, keys, m.value)))
                     .collect(),
             ),
             Value::List(list) => store
@@ -453,6 +515,7 @@ mod tests {
 
     use super::fixtures::{data, json_of, keys};
     use super::*;
+    use crate::plan::keys::Keys;
 
     #[test]
     fn merge_joins_objects_and_equal_lists() {
@@ -511,6 +574,64 @@ mod tests {
         assert_eq!(store.get(first, KeyId::TYPENAME), None);
         store.merge_object(first, first);
         assert_eq!(store.fields(first).len(), 3);
+    }
+
+    /// Every member of `object` (and below) that has text has exactly `"key":value` there.
+    fn assert_texts_hold(store: &Store, keys: &Keys, value: Value) {
+        match value {
+            Value::Object(object) => {
+                for member in store.fields(object) {
+                    if let Some((buf, start, end)) = member.text_range() {
+                        let mut text = Vec::new();
+                        store.write_range(&mut text, buf, start, end);
+                        let mut expected = keys.member(member.key).expect("a key").to_vec();
+                        store.write(&mut expected, member.value);
+                        assert_eq!(
+                            String::from_utf8_lossy(&text),
+                            String::from_utf8_lossy(&expected)
+                        );
+                    }
+                    assert_texts_hold(store, keys, member.value);
+                }
+            }
+            Value::List(list) => store
+                .items(list)
+                .iter()
+                .for_each(|v| assert_texts_hold(store, keys, *v)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn member_texts_stay_true_through_merges_and_renames() {
+        let keys = keys(&["a", "b", "d", "o", "_t_a"]);
+        let mut store = Store::new();
+        let target = data(&mut store, &keys, r#"{"a":1,"b":"2","d":3,"o":{"a":true}}"#);
+        let source = data(
+            &mut store,
+            &keys,
+            r#"{"d":"new","b" : 9,"o":{"b":null,"a":false}}"#,
+        );
+        assert_texts_hold(&store, &keys, target);
+        assert_texts_hold(&store, &keys, source);
+        store.merge(target, source);
+        assert_texts_hold(&store, &keys, target);
+        let Value::Object(object) = target else {
+            panic!("an object")
+        };
+        // `d` was replaced by a value with text, `b` by one without (a space before its colon).
+        let fields = store.fields(object);
+        assert!(fields[2].text_range().is_some() && fields[1].text_range().is_none());
+        let aliased = data(&mut store, &keys, r#"{"_t_a":1,"a":{"d":2},"b":"x"}"#);
+        let renames = [crate::plan::alias::Rename {
+            key: apollo_compiler::Name::new_unchecked("_t_a"),
+            original: Some(apollo_compiler::Name::new_unchecked("b")),
+            children: Vec::new(),
+            key_id: keys.id("_t_a").expect("a key"),
+            original_id: keys.id("b"),
+        }];
+        crate::execute::merge::undo_aliases(&mut store, aliased, &renames);
+        assert_texts_hold(&store, &keys, aliased);
     }
 
     #[test]
