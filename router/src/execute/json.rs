@@ -107,6 +107,7 @@ impl Pattern {
     }
 
     /// Whether `bytes` holds this text at `at` (`None`: fewer than 16 bytes left to compare).
+    #[inline]
     fn is_at(&self, bytes: &[u8], at: usize) -> Option<bool> {
         let chunk = bytes.get(at..at + 16)?;
         let word = |i: usize| {
@@ -146,10 +147,12 @@ impl KeyPredictor {
     }
 
     /// The length of `"name":` for `key` (0 for a key the plan lacks).
+    #[inline]
     fn member_len(&self, key: KeyId) -> usize {
         self.member_lens.get(key.index()).copied().unwrap_or(0)
     }
 
+    #[inline]
     fn slot(&self, parent: KeyId, position: usize) -> Option<usize> {
         if position >= PREDICTED_POSITIONS {
             return None;
@@ -213,10 +216,12 @@ impl Reader<'_> {
         ReadError::Syntax { at: self.pos, what }
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn skip_ws(&mut self) {
         // Whitespace is all at or below b' ', and subgraphs rarely send any.
         while let Some(&byte) = self.bytes.get(self.pos)
@@ -227,6 +232,7 @@ impl Reader<'_> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), ReadError> {
         self.skip_ws();
         if self.peek() != Some(byte) {
@@ -238,6 +244,7 @@ impl Reader<'_> {
 
     /// Enters the object or list whose opening bracket is here; true when it is empty (its
     /// closing bracket, `close`, read too).
+    #[inline]
     fn open(&mut self, close: u8) -> Result<bool, ReadError> {
         self.enter()?;
         self.pos += 1;
@@ -251,6 +258,7 @@ impl Reader<'_> {
 
     /// After a member or an item: true at the end of the object or list (`close`), false after
     /// a comma.
+    #[inline]
     fn end_or_comma(&mut self, close: u8, what: &'static str) -> Result<bool, ReadError> {
         self.skip_ws();
         match self.peek() {
@@ -266,6 +274,7 @@ impl Reader<'_> {
         }
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<(), ReadError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -346,6 +355,7 @@ impl Reader<'_> {
     }
 
     /// A string value, at its opening quote.
+    #[inline]
     fn string(&mut self) -> Result<Value, ReadError> {
         let start = self.pos;
         self.pos += 1;
@@ -481,6 +491,7 @@ impl Reader<'_> {
 
     /// An object key (after its opening quote): its id, or [`KeyId::NONE`] when the plan has
     /// no such key, and whether the colon after it was read too.
+    #[inline]
     fn key(&mut self, parent: KeyId, index: usize) -> Result<(KeyId, bool), ReadError> {
         let slot = self.predictor.slot(parent, index);
         if let Some(slot) = slot
@@ -514,6 +525,7 @@ impl Reader<'_> {
     /// Names never need escaping, so the key is the name exactly when the name is followed by
     /// the closing quote; in compact JSON, the colon follows, and one comparison reads all
     /// three.
+    #[inline]
     fn predicted(&mut self, slot: usize) -> Option<(KeyId, bool)> {
         let predicted = *self.predictor.slots.get(slot)?;
         let pattern = self.predictor.patterns.get(predicted.index())?;
@@ -532,6 +544,7 @@ impl Reader<'_> {
 
     /// Checks a string from just after its opening quote to just after its closing quote;
     /// returns whether it had escapes.
+    #[inline]
     fn string_end(&mut self) -> Result<bool, ReadError> {
         let start = self.pos;
         let mut escaped = false;
@@ -723,6 +736,9 @@ mod tests {
         for body in [
             &b"{\"data\":{\"a\":\"x\ny\"}}"[..],
             b"{\"data\":{\"a\":\"x\xffy\"}}",
+            b"{\"data\":{\"a\":\"a string long enough to be searched\x01 for its end\"}}",
+            b"{\"data\":{\"a\":\"a string long enough to be searched \xff for its end\"}}",
+            b"{\"data\":{\"a\":\"a string long enough to be searched, never ended}}",
             b"{\"data\":{\"a\":\"\xe2\x82\"}}",
             b"{\"data\":{\"a\":01}}",
             b"{\"data\":{\"a\":1.}}",
@@ -794,7 +810,7 @@ mod tests {
     }
 
     fn random_json(noise: &mut Noise, depth: usize, out: &mut String) {
-        const STRINGS: [&str; 8] = [
+        const STRINGS: [&str; 12] = [
             "",
             "x",
             "caf\u{e9}",
@@ -803,6 +819,11 @@ mod tests {
             "\\ud83d\\ude00",
             "\u{1f600}",
             "longer text here",
+            // Longer strings, with what needs care after their first words.
+            "a string long enough to be searched for its end",
+            "a string long enough, then an escape \\t and more",
+            "a string long enough, then caf\u{e9} and more text",
+            "sixteen bytes..\\\\then a backslash",
         ];
         const NUMBERS: [&str; 8] = [
             "0",
