@@ -183,7 +183,7 @@ impl Executor {
             supergraph,
             variables,
             keys: &plan.keys,
-            store: Store::new(),
+            store: Store::with_sizes(&plan.sizes),
             predictor: KeyPredictor::new(&plan.keys),
             errors: Vec::new(),
         };
@@ -209,6 +209,7 @@ impl Executor {
             &plan.operation.selection,
             introspection.as_ref(),
         );
+        run.store.record_sizes(&plan.sizes);
         let mut errors = run.errors;
         errors.extend(shaper.errors);
         Response {

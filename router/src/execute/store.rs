@@ -11,8 +11,11 @@
 
 use std::borrow::Cow;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
 
+use crate::plan::RunSizes;
 use crate::plan::keys::KeyId;
 
 /// A range of one of the run's response bodies.
@@ -145,17 +148,32 @@ impl Store {
 
     /// A store holding only the empty root object.
     pub fn new() -> Self {
+        Self::with_sizes(&RunSizes::default())
+    }
+
+    /// A store with room for what a run of the same plan needed last time.
+    pub fn with_sizes(sizes: &RunSizes) -> Self {
+        let hint = |size: &AtomicUsize, least: usize| size.load(Ordering::Relaxed).max(least);
+        let mut objects = Vec::with_capacity(hint(&sizes.objects, 64));
+        objects.push(Slot {
+            start: 0,
+            len: 0,
+            raw: Span::EMPTY,
+        });
         Self {
             bufs: Vec::new(),
             bytes_read: 0,
-            objects: vec![Slot {
-                start: 0,
-                len: 0,
-                raw: Span::EMPTY,
-            }],
-            fields: Vec::with_capacity(1024),
-            items: Vec::with_capacity(512),
+            objects,
+            fields: Vec::with_capacity(hint(&sizes.fields, 1024)),
+            items: Vec::with_capacity(hint(&sizes.items, 512)),
         }
+    }
+
+    /// Notes how large this store grew, for the next run of the same plan.
+    pub fn record_sizes(&self, sizes: &RunSizes) {
+        sizes.fields.store(self.fields.len(), Ordering::Relaxed);
+        sizes.items.store(self.items.len(), Ordering::Relaxed);
+        sizes.objects.store(self.objects.len(), Ordering::Relaxed);
     }
 
     /// Keeps a response body; spans name it by the number returned.
@@ -632,6 +650,29 @@ mod tests {
         }];
         crate::execute::merge::undo_aliases(&mut store, aliased, &renames);
         assert_texts_hold(&store, &keys, aliased);
+    }
+
+    #[test]
+    fn a_store_made_with_the_sizes_of_a_run_holds_the_same_data_without_growing() {
+        let keys = keys(&["a", "b"]);
+        let json = r#"[{"a":1,"b":[1,2,3]},{"a":2,"b":[]},{"a":3,"b":[4]}]"#;
+        let mut first = Store::new();
+        data(&mut first, &keys, json);
+        let sizes = RunSizes::default();
+        first.record_sizes(&sizes);
+        let mut second = Store::with_sizes(&sizes);
+        let capacities = |s: &Store| {
+            (
+                s.fields.capacity(),
+                s.items.capacity(),
+                s.objects.capacity(),
+            )
+        };
+        let before = capacities(&second);
+        assert!(before.0 >= first.fields.len() && before.1 >= first.items.len());
+        data(&mut second, &keys, json);
+        assert_eq!(capacities(&second), before);
+        assert_eq!(second.fields.len(), first.fields.len());
     }
 
     #[test]

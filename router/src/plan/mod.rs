@@ -20,7 +20,7 @@ use std::sync::Arc;
 use apollo_compiler::ExecutableDocument;
 use apollo_compiler::validation::Valid;
 
-pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan};
+pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan, RunSizes};
 pub use operation::{Condition, Operation, OperationKind};
 
 use crate::supergraph::Supergraph;
@@ -71,6 +71,7 @@ pub fn plan_operation(
         operation: Arc::new(operation),
         root,
         keys,
+        sizes: nodes::RunSizes::default(),
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use apollo_compiler::Name;
 use serde_json::{Value, json};
@@ -89,6 +90,29 @@ pub struct QueryPlan {
     pub root: Option<PlanNode>,
     /// Every response key the executor looks up, numbered.
     pub keys: super::keys::Keys,
+    /// How large the executor's data grew when it last ran this plan (a hint for allocating,
+    /// not part of the plan).
+    pub sizes: RunSizes,
+}
+
+/// How large a run's data grew, so that the next run of the same plan allocates its vectors
+/// once instead of growing them (and copying what they hold) as responses arrive. Concurrent
+/// runs may overwrite each other's figures: they are only a hint.
+#[derive(Debug, Default)]
+pub struct RunSizes {
+    /// Object fields.
+    pub fields: AtomicUsize,
+    /// List items.
+    pub items: AtomicUsize,
+    /// Objects.
+    pub objects: AtomicUsize,
+}
+
+impl Clone for RunSizes {
+    /// A copy of a plan learns its sizes afresh.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl QueryPlan {
