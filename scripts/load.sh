@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load figures for the router: a deep query across four subgraphs through the router (with
-# in-flight de-duplication off and on), and a one-subgraph query through the router and
-# straight against that subgraph, side by side in one run.
+# in-flight de-duplication off and on, and on one worker thread), and a one-subgraph query
+# through the router and straight against that subgraph, side by side in one run.
 #   usage: scripts/load.sh [seconds per row, default 10] [concurrency, default 8]
 # Builds in release mode (benchmarks only; tests never do), runs the example's subgraphs on
 # SQLite in a temporary directory, and prints one row per measurement.
@@ -27,6 +27,9 @@ start_router
 load --label "deep via router (dedupe off)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
 load --label "one-subgraph via router" --url http://127.0.0.1:4000/graphql --query-file scripts/load/single.graphql --pid "$router"
 load --label "one-subgraph direct (products)" --url http://127.0.0.1:4002/graphql --query-file scripts/load/single.graphql
+kill "$router"; wait "$router" 2>/dev/null || true
+start_router --worker-threads 1
+load --label "deep via router (1 worker)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
 kill "$router"; wait "$router" 2>/dev/null || true
 start_router --dedupe
 load --label "deep via router (dedupe on)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
