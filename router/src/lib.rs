@@ -20,11 +20,13 @@
 //! - [`server`]: the axum app: `/graphql` (POST and GET), `/health`, `/metrics`
 //!   ([`metrics`]).
 //! - [`error`]: the [`error::GraphQLError`] every layer reports to clients.
+//! - [`body`]: HTTP bodies read whole up to a limit (client requests, subgraph responses).
 
 // `GraphQLError` is the error type of the request path on purpose: errors are the cold path, and
 // boxing each one would cost an allocation where it saves none.
 #![allow(clippy::result_large_err)]
 
+pub mod body;
 pub mod compose;
 pub mod engine;
 pub mod error;

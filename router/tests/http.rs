@@ -174,6 +174,73 @@ async fn body_over_the_limit_is_413_with_a_graphql_error() {
     assert_eq!(reply.code(), "QUERY_LIMIT_EXCEEDED");
 }
 
+/// Over a real socket: a client that writes its whole over-large body before reading (as most
+/// do), still sending when the router has decided, gets the 413 and its GraphQL error, with a
+/// declared length and chunked alike. (Closing a connection with unread data resets it, and the
+/// reset loses the unread response.)
+#[tokio::test]
+async fn a_client_sending_an_over_large_body_whole_gets_the_413_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Over the default limit (1 MiB), and larger than the socket buffers can hold.
+    let router = router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free local port");
+    let address = listener.local_addr().expect("a bound listener");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tessera::server::serve(listener, router, async {
+        let _ = stopped.await;
+    }));
+    let body = format!(
+        "{{\"query\": \"{{ __typename }} #{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let (first, second) = body.split_at(1 << 20);
+    for (framing, payload) in [
+        (format!("content-length: {}", body.len()), body.clone()),
+        (
+            "transfer-encoding: chunked".to_owned(),
+            format!(
+                "{:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+                first.len(),
+                second.len()
+            ),
+        ),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("the router accepts");
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nhost: router\r\ncontent-type: application/json\r\n{framing}\r\nconnection: close\r\n\r\n"
+        );
+        socket
+            .write_all(head.as_bytes())
+            .await
+            .expect("the head is written");
+        // The body follows while the router may already have decided: as from a slow client.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        socket
+            .write_all(payload.as_bytes())
+            .await
+            .expect("the whole body is written, the connection not reset");
+        let mut response = Vec::new();
+        socket
+            .read_to_end(&mut response)
+            .await
+            .expect("the response is read, not reset");
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with("HTTP/1.1 413"),
+            "{framing}: {response}"
+        );
+        assert!(
+            response.contains("QUERY_LIMIT_EXCEEDED"),
+            "{framing}: {response}"
+        );
+    }
+    let _ = stop.send(());
+}
+
 #[tokio::test]
 async fn one_megabyte_query_is_refused_by_the_query_size_limit() {
     let query = format!("{{ __typename }} #{}", "x".repeat(1_000_000));

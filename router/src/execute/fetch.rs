@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -194,32 +194,13 @@ impl SubgraphClient {
         if length > limit as u64 {
             return Err(FetchError::TooLarge(limit));
         }
-        // Read frame by frame, so a body without (or lying about) its length stops at the
-        // limit. A body that arrives in one frame is kept as it is, without a copy.
         let mut body = response.into_body();
-        let mut only: Option<Bytes> = None;
-        let mut joined = bytes::BytesMut::new();
-        let mut received = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|err| FetchError::Transport(describe(&err)))?;
-            let Ok(chunk) = frame.into_data() else {
-                continue;
-            };
-            received += chunk.len();
-            if received > limit {
-                return Err(FetchError::TooLarge(limit));
-            }
-            if received == chunk.len() {
-                only = Some(chunk);
-                continue;
-            }
-            if let Some(first) = only.take() {
-                joined.reserve((length as usize).max(received));
-                joined.extend_from_slice(&first);
-            }
-            joined.extend_from_slice(&chunk);
-        }
-        let body = only.unwrap_or_else(|| joined.freeze());
+        let body = crate::body::read_whole(&mut body, limit, length as usize)
+            .await
+            .map_err(|err| match err {
+                crate::body::BodyError::TooLarge => FetchError::TooLarge(limit),
+                crate::body::BodyError::Read(err) => FetchError::Transport(describe(&err)),
+            })?;
         Ok(Reply { status, body })
     }
 }

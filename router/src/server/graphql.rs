@@ -1,6 +1,8 @@
 //! The `/graphql` handlers: turn HTTP into a [`GraphQLRequest`] and an [`EngineResponse`] back
 //! into HTTP. Anything wrong with the HTTP request itself is answered here, as a GraphQL error.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
@@ -11,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::Served;
 use super::negotiate::Accept;
+use crate::body::BodyError;
 use crate::engine::{EngineResponse, RequestContext, RequestFailure, ResponseMediaType};
 use crate::error::{GraphQLError, codes};
 use crate::request::GraphQLRequest;
@@ -235,7 +238,9 @@ fn is_json_content(headers: &HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// Reads the body up to `limit` bytes; a declared or actual larger body is a 413.
+/// Reads the body up to `limit` bytes; a declared or actual larger body is a 413, answered after
+/// the rest of the body (up to eight times the limit, for up to five seconds) is read and
+/// dropped, so that a client still sending it gets the 413 and not a reset connection.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, EngineResponse> {
     let too_large = || {
         EngineResponse::failure(
@@ -252,25 +257,31 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let inner = err.into_inner();
-        if inner.is::<http_body_util::LengthLimitError>() {
-            too_large()
-        } else {
-            tracing::debug!(error = %inner, "could not read the request body");
-            EngineResponse::failure(
+    let mut body = body;
+    let read = if declared.is_some_and(|len| len > limit as u64) {
+        Err(BodyError::TooLarge)
+    } else {
+        let expected = declared.unwrap_or(0) as usize;
+        crate::body::read_whole(&mut body, limit, expected).await
+    };
+    match read {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge) => {
+            crate::body::drain(&mut body, limit.saturating_mul(8), Duration::from_secs(5)).await;
+            Err(too_large())
+        }
+        Err(BodyError::Read(err)) => {
+            tracing::debug!(error = %err, "could not read the request body");
+            Err(EngineResponse::failure(
                 RequestFailure::Malformed,
                 ResponseMediaType::Json,
                 vec![GraphQLError::new(
                     "the request body could not be read",
                     codes::BAD_REQUEST,
                 )],
-            )
+            ))
         }
-    })
+    }
 }
 
 fn parse_body(bytes: &[u8]) -> Result<GraphQLRequest, String> {
