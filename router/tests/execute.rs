@@ -438,6 +438,11 @@ async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
         "x".repeat(4096)
     );
     let reviews = SubgraphServer::replying(StatusCode::OK, "application/json", large).await;
+    assert_too_large_for_1024_bytes(&reviews).await;
+}
+
+/// Runs the books query with subgraph responses limited to 1024 bytes: `reviews` answers more.
+async fn assert_too_large_for_1024_bytes(reviews: &SubgraphServer) {
     let config = EngineConfig {
         executor: ExecutorConfig {
             max_response_bytes: 1024,
@@ -445,12 +450,17 @@ async fn a_subgraph_response_over_the_size_limit_is_a_fetch_error() {
         },
         ..EngineConfig::default()
     };
-    let body = books_with_reviews_from_with(&reviews, config).await;
-    assert_reviews_failed(&body);
+    let body = books_with_reviews_from_with(reviews, config).await;
+    assert_reviews_failed_saying(&body, "larger than 1024 bytes");
+}
+
+/// [`assert_reviews_failed`], with an error message that says `text`.
+fn assert_reviews_failed_saying(body: &Value, text: &str) {
+    assert_reviews_failed(body);
     assert!(
         body["errors"][0]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("larger than 1024 bytes")),
+            .is_some_and(|m| m.contains(text)),
         "{body}"
     );
 }
@@ -462,21 +472,7 @@ async fn a_streamed_response_over_the_size_limit_is_a_fetch_error() {
         "x".repeat(600)
     );
     let reviews = SubgraphServer::streaming(vec![chunk, "x".repeat(600), "\"}]}]}}".into()]).await;
-    let config = EngineConfig {
-        executor: ExecutorConfig {
-            max_response_bytes: 1024,
-            ..ExecutorConfig::default()
-        },
-        ..EngineConfig::default()
-    };
-    let body = books_with_reviews_from_with(&reviews, config).await;
-    assert_reviews_failed(&body);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("larger than 1024 bytes")),
-        "{body}"
-    );
+    assert_too_large_for_1024_bytes(&reviews).await;
 }
 
 #[tokio::test]
@@ -514,13 +510,7 @@ async fn a_subgraph_slower_than_the_timeout_is_a_fetch_error() {
         started.elapsed() < std::time::Duration::from_secs(10),
         "the router waited for the subgraph"
     );
-    assert_reviews_failed(&body);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("timed out after 200 ms")),
-        "{body}"
-    );
+    assert_reviews_failed_saying(&body, "timed out after 200 ms");
 }
 
 #[tokio::test]
