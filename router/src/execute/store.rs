@@ -134,6 +134,9 @@ pub struct Store {
     objects: Vec<Slot>,
     fields: Vec<Member>,
     items: Vec<Value>,
+    /// Whether the vectors were sized from a previous run, so guessing from each body's length
+    /// would only move them (each guess past the capacity doubles it, copying everything).
+    sized: bool,
 }
 
 impl Default for Store {
@@ -153,7 +156,11 @@ impl Store {
 
     /// A store with room for what a run of the same plan needed last time.
     pub fn with_sizes(sizes: &RunSizes) -> Self {
-        let hint = |size: &AtomicUsize, least: usize| size.load(Ordering::Relaxed).max(least);
+        // An eighth more than last time, so a slightly larger run still fits.
+        let hint = |size: &AtomicUsize, least: usize| {
+            let last = size.load(Ordering::Relaxed);
+            (last + last / 8).max(least)
+        };
         let mut objects = Vec::with_capacity(hint(&sizes.objects, 64));
         objects.push(Slot {
             start: 0,
@@ -166,6 +173,7 @@ impl Store {
             objects,
             fields: Vec::with_capacity(hint(&sizes.fields, 1024)),
             items: Vec::with_capacity(hint(&sizes.items, 512)),
+            sized: sizes.fields.load(Ordering::Relaxed) > 0,
         }
     }
 
@@ -182,11 +190,14 @@ impl Store {
             .ok()
             .filter(|b| *b < u32::MAX)?;
         u32::try_from(body.len()).ok()?;
-        // Room for what the body likely holds, so reading it rarely moves the vectors: a field
-        // takes at least six bytes of JSON (`"k":1,`), most take far more.
-        self.fields.reserve(body.len() / 16);
-        self.items.reserve(body.len() / 64);
-        self.objects.reserve(body.len() / 64);
+        // Without a previous run's sizes, room for what the body likely holds, so reading it
+        // rarely moves the vectors: a field takes at least six bytes of JSON (`"k":1,`), most
+        // take far more.
+        if !self.sized {
+            self.fields.reserve(body.len() / 16);
+            self.items.reserve(body.len() / 64);
+            self.objects.reserve(body.len() / 64);
+        }
         self.bytes_read += body.len();
         self.bufs.push(body);
         Some(buf)
@@ -391,7 +402,9 @@ impl Store {
     /// Makes room for merging into `objects` objects: each one merged into is moved to the end
     /// of the fields once, and grows.
     pub fn reserve_merges(&mut self, objects: usize) {
-        self.fields.reserve(objects * 8);
+        if !self.sized {
+            self.fields.reserve(objects * 8);
+        }
     }
 
     /// Merges the fields of object `source` into object `target`.
