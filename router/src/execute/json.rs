@@ -211,6 +211,27 @@ fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(ONES) & !word & HIGHS
 }
 
+/// Whether none of `block`'s bytes ends a plain run of string text (a quote, a backslash or a
+/// control character), and its bytes or-ed (the high bit says whether UTF-8 must be checked).
+/// Written so that the compiler checks the block with a few vector instructions.
+#[inline]
+fn plain_block(block: &[u8; 32]) -> Option<u64> {
+    let mut special = 0u8;
+    for &byte in block {
+        special |= u8::from(byte == b'"') | u8::from(byte == b'\\') | u8::from(byte < 0x20);
+    }
+    if special != 0 {
+        return None;
+    }
+    let mut seen = 0;
+    for word in block.chunks_exact(8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        seen |= u64::from_le_bytes(bytes);
+    }
+    Some(seen)
+}
+
 impl Reader<'_> {
     fn error(&self, what: &'static str) -> ReadError {
         ReadError::Syntax { at: self.pos, what }
@@ -551,6 +572,9 @@ impl Reader<'_> {
         // Every byte looked at, or-ed: the high bit says whether UTF-8 must be checked.
         let mut seen = 0u64;
         loop {
+            // Plain words in a row: after two, the string is likely long (a description, a
+            // body), and the rest is read 32 bytes at a time.
+            let mut run = 0;
             // Eight bytes at a time while none is a quote, a backslash or a control character.
             while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
                 let mut word = [0u8; 8];
@@ -566,6 +590,17 @@ impl Reader<'_> {
                     break;
                 }
                 self.pos += 8;
+                run += 1;
+                if run == 2 {
+                    // Up to the block holding the string's end, which the words then find.
+                    while let Some(block) = self.bytes.get(self.pos..self.pos + 32)
+                        && let Ok(block) = <&[u8; 32]>::try_from(block)
+                        && let Some(bytes) = plain_block(block)
+                    {
+                        seen |= bytes;
+                        self.pos += 32;
+                    }
+                }
             }
             let Some(byte) = self.peek() else {
                 return Err(self.error("unterminated string"));

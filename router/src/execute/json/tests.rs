@@ -267,3 +267,34 @@ fn known_keys_only(keys: &Keys, value: &serde_json::Value) -> serde_json::Value 
         other => other.clone(),
     }
 }
+
+/// Strings of every length up to 100 with one special piece at every position (an escape, a
+/// control character, invalid or valid UTF-8), as the word-at-a-time and block-at-a-time scans
+/// meet them at each offset: accepted and refused exactly as serde_json does.
+#[test]
+fn string_scans_find_special_bytes_at_every_offset() {
+    let keys = keys(&["a"]);
+    let pieces: [&[u8]; 6] = [b"\\\"", b"\\\\", b"\x01", b"\xff", b"\xc3\xa9", b"\x1f"];
+    for length in 0..100 {
+        for at in 0..=length {
+            for piece in pieces {
+                let mut body = b"{\"data\":{\"a\":\"".to_vec();
+                body.extend(std::iter::repeat_n(b'a', at));
+                body.extend_from_slice(piece);
+                body.extend(std::iter::repeat_n(b'b', length - at));
+                body.extend_from_slice(b"\"}}");
+                let mut store = Store::new();
+                let ours = read(&mut store, &keys, &body)
+                    .map(|parsed| parsed.data.map(|d| structure(&store, &keys, d)));
+                let theirs = serde_json::from_slice::<serde_json::Value>(&body)
+                    .map(|v| v.get("data").cloned());
+                let shown = String::from_utf8_lossy(&body);
+                match (ours, theirs) {
+                    (Ok(data), Ok(expected)) => assert_eq!(data, expected, "{shown}"),
+                    (Err(_), Err(_)) => {}
+                    (ours, theirs) => panic!("{shown}: ours {ours:?}, serde_json {theirs:?}"),
+                }
+            }
+        }
+    }
+}
