@@ -15,13 +15,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Router(args) = &cli.command
-        && let Some(threads) = args.worker_threads
+    // Startup, accepting connections and hot reload run here; requests run on the serving
+    // threads, each with its own runtime (`tessera::server::serving`).
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
     {
-        runtime.worker_threads(usize::from(threads));
-    }
-    match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

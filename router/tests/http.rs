@@ -95,6 +95,32 @@ fn get(uri: &str, accept: Option<&str>) -> Request<Body> {
     builder.body(Body::empty()).expect("valid request")
 }
 
+/// `router` served on a real socket from `threads` serving threads: its address, the sender
+/// that stops it, and the server task.
+async fn serve_on_socket(
+    router: Router,
+    threads: usize,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free local port");
+    let address = listener.local_addr().expect("a bound listener");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tessera::server::serve(
+        listener,
+        router,
+        async {
+            let _ = stopped.await;
+        },
+        threads,
+    ));
+    (address, stop, server)
+}
+
 #[tokio::test]
 async fn post_query_answers_with_data_in_json_by_default() {
     let reply = send(
@@ -182,15 +208,7 @@ async fn body_over_the_limit_is_413_with_a_graphql_error() {
 async fn a_client_sending_an_over_large_body_whole_gets_the_413_not_a_reset() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Over the default limit (1 MiB), and larger than the socket buffers can hold.
-    let router = router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free local port");
-    let address = listener.local_addr().expect("a bound listener");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tessera::server::serve(listener, router, async {
-        let _ = stopped.await;
-    }));
+    let (address, stop, _server) = serve_on_socket(router(), 2).await;
     let body = format!(
         "{{\"query\": \"{{ __typename }} #{}\"}}",
         "x".repeat(2 << 20)
@@ -389,14 +407,7 @@ async fn query_plan_is_exposed_with_the_header() {
 
 #[tokio::test]
 async fn served_on_a_real_socket_and_shut_down_gracefully() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let address = listener.local_addr().expect("bound address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tessera::server::serve(listener, router(), async {
-        let _ = stopped.await;
-    }));
+    let (address, stop, server) = serve_on_socket(router(), 2).await;
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connects");
@@ -414,4 +425,52 @@ async fn served_on_a_real_socket_and_shut_down_gracefully() {
         .await
         .expect("server task joins")
         .expect("server stops cleanly");
+}
+
+/// Connections spread over several serving threads are each served, and open keep-alive
+/// connections do not hold the server up: on shutdown each is closed and the server returns.
+#[tokio::test]
+async fn keep_alive_connections_on_several_threads_are_served_and_closed_on_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (address, stop, server) = serve_on_socket(router(), 3).await;
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        streams.push(
+            tokio::net::TcpStream::connect(address)
+                .await
+                .expect("connects"),
+        );
+    }
+    for round in 0..2 {
+        for stream in &mut streams {
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("writes");
+            let mut response = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !response.ends_with(br#"{"status":"ok"}"#) {
+                let n = stream.read(&mut buf).await.expect("reads");
+                assert!(n > 0, "closed early in round {round}");
+                response.extend_from_slice(&buf[..n]);
+            }
+            assert!(response.starts_with(b"HTTP/1.1 200"));
+        }
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the server stops with idle connections open")
+        .expect("server task joins")
+        .expect("server stops cleanly");
+    for stream in &mut streams {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut rest),
+        )
+        .await
+        .expect("the server closed the connection");
+        assert!(read.is_ok_and(|n| n == 0), "{rest:?}");
+    }
 }

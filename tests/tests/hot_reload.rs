@@ -46,7 +46,7 @@ async fn a_changed_schema_file_is_recomposed_and_swapped_in_without_failing_requ
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        let _ = tessera::server::serve(listener, app, std::future::pending()).await;
+        let _ = tessera::server::serve(listener, app, std::future::pending(), 2).await;
     });
     let url = format!("http://{addr}/graphql");
 

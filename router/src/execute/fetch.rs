@@ -5,9 +5,13 @@
 //! trusting the platform's roots. It is used directly rather than through reqwest: per request
 //! that saves parsing the URL with IDNA, a request builder and redirect and retry layers the
 //! router never uses.
+//!
+//! Each serving thread has a connection pool of its own (see `crate::server::serving`): a
+//! connection's task runs on the thread that opened it, so a request using a connection of
+//! another thread would wake that thread twice per fetch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,10 +67,15 @@ type InFlight = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
 
 type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The subgraph HTTP client: one connection pool for every subgraph, keep-alive on.
+/// Connection pools per client: serving threads past this many share them.
+const POOLS: usize = 32;
+
+/// The subgraph HTTP client: a connection pool for every subgraph per serving thread,
+/// keep-alive on.
 #[derive(Clone)]
 pub struct SubgraphClient {
-    http: Http,
+    connector: hyper_rustls::HttpsConnector<HttpConnector>,
+    pools: Arc<[OnceLock<Http>]>,
     timeout: Duration,
     dedupe: bool,
     max_response_bytes: usize,
@@ -109,19 +118,27 @@ impl SubgraphClient {
     /// `max_response_bytes` long; with `dedupe`, identical in-flight requests (same URL and
     /// body) share one response.
     pub fn new(timeout: Duration, dedupe: bool, max_response_bytes: usize) -> Self {
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector());
         Self {
-            http,
+            connector: connector(),
+            pools: (0..POOLS).map(|_| OnceLock::new()).collect(),
             timeout,
             dedupe,
             max_response_bytes,
             in_flight: Arc::default(),
         }
+    }
+
+    /// The connection pool of the serving thread this runs on.
+    fn http(&self) -> &Http {
+        let pool = &self.pools[crate::server::serving::thread_index() % POOLS];
+        pool.get_or_init(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(64)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
     }
 
     /// POSTs `body` (a GraphQL request) to `url` and reads the response.
@@ -179,7 +196,7 @@ impl SubgraphClient {
             HeaderValue::from_static("application/graphql-response+json, application/json"),
         );
         let response = self
-            .http
+            .http()
             .request(request)
             .await
             .map_err(|err| FetchError::Transport(describe(&err)))?;

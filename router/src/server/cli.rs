@@ -99,8 +99,8 @@ pub struct RouterArgs {
     /// Do not serve GraphiQL to browsers.
     #[arg(long, env = "TESSERA_NO_GRAPHIQL")]
     pub no_graphiql: bool,
-    /// Threads serving requests (default: one per core). Fewer threads wake each other less:
-    /// one spends the least CPU per request, at the cost of using one core.
+    /// Threads serving requests (default: one per core), each running its own connections
+    /// and their subgraph fetches.
     #[arg(long, env = "TESSERA_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
 }
@@ -190,7 +190,11 @@ pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr().unwrap_or(args.listen);
     tracing::info!(%address, "router listening; GraphQL on /graphql");
-    super::serve(listener, app, super::shutdown_signal())
+    let threads = args
+        .worker_threads
+        .map_or_else(super::serving::default_threads, usize::from);
+    tracing::info!(threads, "serving threads");
+    super::serve(listener, app, super::shutdown_signal(), threads)
         .await
         .context("the server failed")?;
     if let Some(watcher) = watcher {

@@ -13,10 +13,12 @@
 //! - [`graphql`]: the `/graphql` handlers.
 //! - [`negotiate`]: `Accept` parsing.
 //! - [`cli`]: the `tessera` command line and the `router` / `plan` commands.
+//! - [`serving`]: connections spread over serving threads, each with its own runtime.
 
 pub mod cli;
 mod graphql;
 mod negotiate;
+pub mod serving;
 
 use std::future::Future;
 use std::io;
@@ -92,16 +94,16 @@ pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes the requests in flight.
-/// Tests bind `127.0.0.1:0` and pass the listener in.
+/// Serves `app` on `listener` from `threads` serving threads until `shutdown` completes, then
+/// finishes the requests in flight ([`serving::serve`]). Tests bind `127.0.0.1:0` and pass the
+/// listener in.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    threads: usize,
 ) -> io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serving::serve(listener, app, shutdown, threads).await
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -174,7 +174,14 @@ pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRo
         let stopped = async move {
             let _ = stop.await;
         };
-        if let Err(err) = tessera::server::serve(listener, app, stopped).await {
+        if let Err(err) = tessera::server::serve(
+            listener,
+            app,
+            stopped,
+            tessera::server::serving::default_threads(),
+        )
+        .await
+        {
             tracing::error!(error = %err, "router failed");
         }
     });
