@@ -71,8 +71,6 @@ pub struct KeyPredictor {
     /// Per key, what follows its opening quote in compact JSON (`name":`), as two words to
     /// compare with the input a word at a time.
     patterns: Vec<Pattern>,
-    /// Per key, the length of `"name":`.
-    member_lens: Vec<usize>,
 }
 
 /// Up to 16 bytes of text as two little-endian words, with masks for its length.
@@ -135,21 +133,11 @@ impl KeyPredictor {
                 Pattern::new(member.get(1..).unwrap_or_default()).unwrap_or_default()
             })
             .collect();
-        let member_lens = (0..keys.len())
-            .map(|i| keys.member(KeyId::from_index(i)).map_or(0, <[u8]>::len))
-            .collect();
         Self {
             slots: vec![KeyId::NONE; parents * PREDICTED_POSITIONS],
             parents,
             patterns,
-            member_lens,
         }
-    }
-
-    /// The length of `"name":` for `key` (0 for a key the plan lacks).
-    #[inline]
-    fn member_len(&self, key: KeyId) -> usize {
-        self.member_lens.get(key.index()).copied().unwrap_or(0)
     }
 
     #[inline]
@@ -466,7 +454,7 @@ impl Reader<'_> {
                 self.skip_ws();
                 // `"key":value` exactly as a client would get it: only an escape in the key or
                 // a space around the colon makes the text longer.
-                let text = if self.pos - start == self.predictor.member_len(key) {
+                let text = if self.pos - start == self.keys.member_len(key) {
                     start as u32
                 } else {
                     Member::NO_TEXT

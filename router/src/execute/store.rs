@@ -238,12 +238,11 @@ impl Store {
     /// Appends the text of `span` to `out`.
     #[inline]
     pub fn write_text(&self, out: &mut Vec<u8>, span: Span) {
-        if let Some(buf) = self.bufs.get(span.buf as usize) {
-            append(out, buf, span.start as usize, span.end as usize);
-        }
+        self.write_range(out, span.buf, span.start as usize, span.end as usize);
     }
 
     /// Appends bytes `start..end` of body `buf` to `out`.
+    #[inline]
     pub fn write_range(&self, out: &mut Vec<u8>, buf: u32, start: usize, end: usize) {
         if let Some(body) = self.bufs.get(buf as usize) {
             append(out, body, start, end);
@@ -668,9 +667,17 @@ mod tests {
     #[test]
     fn a_store_made_with_the_sizes_of_a_run_holds_the_same_data_without_growing() {
         let keys = keys(&["a", "b"]);
-        let json = r#"[{"a":1,"b":[1,2,3]},{"a":2,"b":[]},{"a":3,"b":[4]}]"#;
+        // More fields, items and objects than a store starts with room for, then a body whose
+        // length promises far more fields than it holds (a guess from it would grow the store).
+        let json = (0..1500)
+            .map(|i| format!(r#"{{"a":{i},"b":[1,2,3]}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let json = format!("[{json}]");
+        let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(200_000));
         let mut first = Store::new();
-        data(&mut first, &keys, json);
+        data(&mut first, &keys, &json);
+        data(&mut first, &keys, &long);
         let sizes = RunSizes::default();
         first.record_sizes(&sizes);
         let mut second = Store::with_sizes(&sizes);
@@ -683,7 +690,8 @@ mod tests {
         };
         let before = capacities(&second);
         assert!(before.0 >= first.fields.len() && before.1 >= first.items.len());
-        data(&mut second, &keys, json);
+        data(&mut second, &keys, &json);
+        data(&mut second, &keys, &long);
         assert_eq!(capacities(&second), before);
         assert_eq!(second.fields.len(), first.fields.len());
     }

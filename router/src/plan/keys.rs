@@ -97,27 +97,36 @@ impl Keys {
     /// The key as the start of a JSON object member, `"name":` (names never need escaping);
     /// `None` for [`KeyId::NONE`].
     pub fn member(&self, id: KeyId) -> Option<&[u8]> {
-        let end = *self.member_ends.get(id.index())? as usize;
-        let start = match id.index() {
-            0 => 0,
-            i => self.member_ends[i - 1] as usize,
-        };
+        let (start, end) = self.member_range(id)?;
         self.members.get(start..end)
+    }
+
+    /// The length of [`member`](Self::member)'s text (0 for [`KeyId::NONE`]).
+    #[inline]
+    pub fn member_len(&self, id: KeyId) -> usize {
+        self.member_range(id).map_or(0, |(start, end)| end - start)
     }
 
     /// Appends [`member`](Self::member)'s text to `out`; false (nothing written) for
     /// [`KeyId::NONE`].
     #[inline]
     pub fn write_member(&self, out: &mut Vec<u8>, id: KeyId) -> bool {
-        let Some(&end) = self.member_ends.get(id.index()) else {
+        let Some((start, end)) = self.member_range(id) else {
             return false;
         };
+        crate::execute::store::append(out, &self.members, start, end);
+        true
+    }
+
+    /// Where the member text of `id` is in `members`.
+    #[inline]
+    fn member_range(&self, id: KeyId) -> Option<(usize, usize)> {
+        let end = *self.member_ends.get(id.index())? as usize;
         let start = match id.index() {
             0 => 0,
             i => self.member_ends[i - 1] as usize,
         };
-        crate::execute::store::append(out, &self.members, start, end as usize);
-        true
+        Some((start, end))
     }
 
     /// The id of `key`, numbering it when new.

@@ -20,8 +20,8 @@ mod graphql;
 mod negotiate;
 pub mod serving;
 
-use std::future::Future;
-use std::io;
+pub use serving::serve;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -92,18 +92,6 @@ pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-}
-
-/// Serves `app` on `listener` from `threads` serving threads until `shutdown` completes, then
-/// finishes the requests in flight ([`serving::serve`]). Tests bind `127.0.0.1:0` and pass the
-/// listener in.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    threads: usize,
-) -> io::Result<()> {
-    serving::serve(listener, app, shutdown, threads).await
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.

@@ -39,7 +39,7 @@ pub fn default_threads() -> usize {
 /// Serves `app` on `listener` from `threads` serving threads (at least one) until `shutdown`
 /// completes; then stops accepting, lets each connection finish the request it is serving,
 /// and returns once every connection is closed. Dropping the future stops the same way, in the
-/// background.
+/// background. Tests bind `127.0.0.1:0` and pass the listener in.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
