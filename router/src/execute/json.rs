@@ -169,13 +169,17 @@ pub fn read_response(
         fields: Vec::with_capacity(64),
         items: Vec::with_capacity(256),
     };
-    let parsed = reader.response()?;
+    let parsed = reader.response().map_err(|fail| *fail)?;
     reader.skip_ws();
     if reader.pos != reader.bytes.len() {
-        return Err(reader.error("trailing characters"));
+        return Err(*reader.error("trailing characters"));
     }
     Ok(parsed)
 }
+
+/// A reading error, boxed so that a result of [`Value`] stays as small as the value (it is
+/// returned for every value read).
+type Fail = Box<ReadError>;
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -221,8 +225,8 @@ fn plain_block(block: &[u8; 32]) -> Option<u64> {
 }
 
 impl Reader<'_> {
-    fn error(&self, what: &'static str) -> ReadError {
-        ReadError::Syntax { at: self.pos, what }
+    fn error(&self, what: &'static str) -> Fail {
+        Box::new(ReadError::Syntax { at: self.pos, what })
     }
 
     #[inline]
@@ -242,7 +246,7 @@ impl Reader<'_> {
     }
 
     #[inline]
-    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), ReadError> {
+    fn expect(&mut self, byte: u8, what: &'static str) -> Result<(), Fail> {
         self.skip_ws();
         if self.peek() != Some(byte) {
             return Err(self.error(what));
@@ -254,7 +258,7 @@ impl Reader<'_> {
     /// Enters the object or list whose opening bracket is here; true when it is empty (its
     /// closing bracket, `close`, read too).
     #[inline]
-    fn open(&mut self, close: u8) -> Result<bool, ReadError> {
+    fn open(&mut self, close: u8) -> Result<bool, Fail> {
         self.enter()?;
         self.pos += 1;
         self.skip_ws();
@@ -268,7 +272,7 @@ impl Reader<'_> {
     /// After a member or an item: true at the end of the object or list (`close`), false after
     /// a comma.
     #[inline]
-    fn end_or_comma(&mut self, close: u8, what: &'static str) -> Result<bool, ReadError> {
+    fn end_or_comma(&mut self, close: u8, what: &'static str) -> Result<bool, Fail> {
         self.skip_ws();
         match self.peek() {
             Some(b',') => {
@@ -284,17 +288,17 @@ impl Reader<'_> {
     }
 
     #[inline]
-    fn enter(&mut self) -> Result<(), ReadError> {
+    fn enter(&mut self) -> Result<(), Fail> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(ReadError::TooDeep);
+            return Err(Box::new(ReadError::TooDeep));
         }
         Ok(())
     }
 
     /// The response object: `data` into the store, `errors` through serde_json, anything else
     /// checked and skipped. A body that is JSON but not an object reads as neither.
-    fn response(&mut self) -> Result<Parsed, ReadError> {
+    fn response(&mut self) -> Result<Parsed, Fail> {
         self.skip_ws();
         if self.peek() != Some(b'{') {
             self.member::<IgnoredAny>("the response")?;
@@ -330,10 +334,7 @@ impl Reader<'_> {
     }
 
     /// One value read by serde_json from here (which checks it as strictly).
-    fn member<T: serde::de::DeserializeOwned>(
-        &mut self,
-        member: &'static str,
-    ) -> Result<T, ReadError> {
+    fn member<T: serde::de::DeserializeOwned>(&mut self, member: &'static str) -> Result<T, Fail> {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
         let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<T>();
         match stream.next() {
@@ -341,16 +342,16 @@ impl Reader<'_> {
                 self.pos += stream.byte_offset();
                 Ok(value)
             }
-            Some(Err(err)) => Err(ReadError::Member {
+            Some(Err(err)) => Err(Box::new(ReadError::Member {
                 member,
                 message: err.to_string(),
-            }),
+            })),
             None => Err(self.error("expected a value")),
         }
     }
 
     /// A value; `key` is the key it sits under (for predicting the keys of its objects).
-    fn value(&mut self, key: KeyId) -> Result<Value, ReadError> {
+    fn value(&mut self, key: KeyId) -> Result<Value, Fail> {
         match self.peek() {
             Some(b'{') => self.object(key),
             Some(b'[') => self.list(key),
@@ -365,7 +366,7 @@ impl Reader<'_> {
 
     /// A string value, at its opening quote.
     #[inline]
-    fn string(&mut self) -> Result<Value, ReadError> {
+    fn string(&mut self) -> Result<Value, Fail> {
         let start = self.pos;
         self.pos += 1;
         let escaped = self.string_end()?;
@@ -378,7 +379,7 @@ impl Reader<'_> {
     }
 
     /// `true`, `false` or `null`: where it is.
-    fn literal(&mut self, text: &[u8]) -> Result<Span, ReadError> {
+    fn literal(&mut self, text: &[u8]) -> Result<Span, Fail> {
         if !self.bytes[self.pos..].starts_with(text) {
             return Err(self.error("invalid literal"));
         }
@@ -388,7 +389,7 @@ impl Reader<'_> {
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as text.
-    fn number(&mut self) -> Result<Value, ReadError> {
+    fn number(&mut self) -> Result<Value, Fail> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -416,10 +417,10 @@ impl Reader<'_> {
         if exponent || self.pos - start > 300 {
             let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
             if !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                return Err(ReadError::Syntax {
+                return Err(Box::new(ReadError::Syntax {
                     at: start,
                     what: "number out of range",
-                });
+                }));
             }
         }
         Ok(Value::Number(Span::new(self.buf, start, self.pos)))
@@ -431,7 +432,7 @@ impl Reader<'_> {
         }
     }
 
-    fn required_digits(&mut self) -> Result<(), ReadError> {
+    fn required_digits(&mut self) -> Result<(), Fail> {
         if !matches!(self.peek(), Some(b'0'..=b'9')) {
             return Err(self.error("invalid number"));
         }
@@ -439,7 +440,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn object(&mut self, parent: KeyId) -> Result<Value, ReadError> {
+    fn object(&mut self, parent: KeyId) -> Result<Value, Fail> {
         let open = self.pos;
         let base = self.fields.len();
         if !self.open(b'}')? {
@@ -451,14 +452,17 @@ impl Reader<'_> {
                 if !colon {
                     self.expect(b':', "expected ':'")?;
                 }
+                let before = self.pos;
                 self.skip_ws();
                 // `"key":value` exactly as a client would get it: only an escape in the key or
-                // a space around the colon makes the text longer.
-                let text = if self.pos - start == self.keys.member_len(key) {
-                    start as u32
+                // a space around the colon makes the text longer. A predicted key read with
+                // its colon was read exactly so (`"` and the key's `name":` pattern).
+                let exact = if colon {
+                    self.pos == before
                 } else {
-                    Member::NO_TEXT
+                    self.pos - start == self.keys.member_len(key)
                 };
+                let text = if exact { start as u32 } else { Member::NO_TEXT };
                 let value = match self.peek() {
                     Some(b'"') => self.string()?,
                     _ => self.value(key)?,
@@ -480,7 +484,7 @@ impl Reader<'_> {
         Ok(value)
     }
 
-    fn list(&mut self, key: KeyId) -> Result<Value, ReadError> {
+    fn list(&mut self, key: KeyId) -> Result<Value, Fail> {
         let base = self.items.len();
         if !self.open(b']')? {
             loop {
@@ -501,7 +505,7 @@ impl Reader<'_> {
     /// An object key (after its opening quote): its id, or [`KeyId::NONE`] when the plan has
     /// no such key, and whether the colon after it was read too.
     #[inline]
-    fn key(&mut self, parent: KeyId, index: usize) -> Result<(KeyId, bool), ReadError> {
+    fn key(&mut self, parent: KeyId, index: usize) -> Result<(KeyId, bool), Fail> {
         let slot = self.predictor.slot(parent, index);
         if let Some(slot) = slot
             && let Some(predicted) = self.predicted(slot)
@@ -554,7 +558,7 @@ impl Reader<'_> {
     /// Checks a string from just after its opening quote to just after its closing quote;
     /// returns whether it had escapes.
     #[inline]
-    fn string_end(&mut self) -> Result<bool, ReadError> {
+    fn string_end(&mut self) -> Result<bool, Fail> {
         let start = self.pos;
         let mut escaped = false;
         // Every byte looked at, or-ed: the high bit says whether UTF-8 must be checked.
@@ -610,16 +614,16 @@ impl Reader<'_> {
             }
         }
         if seen & HIGHS != 0 && std::str::from_utf8(&self.bytes[start..self.pos - 1]).is_err() {
-            return Err(ReadError::Syntax {
+            return Err(Box::new(ReadError::Syntax {
                 at: start,
                 what: "invalid UTF-8 in string",
-            });
+            }));
         }
         Ok(escaped)
     }
 
     /// An escape, at its backslash.
-    fn escape(&mut self) -> Result<(), ReadError> {
+    fn escape(&mut self) -> Result<(), Fail> {
         match self.bytes.get(self.pos + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
                 self.pos += 2;
@@ -649,7 +653,7 @@ impl Reader<'_> {
         }
     }
 
-    fn hex4(&self, at: usize) -> Result<u32, ReadError> {
+    fn hex4(&self, at: usize) -> Result<u32, Fail> {
         let digits = self
             .bytes
             .get(at..at + 4)
