@@ -8,6 +8,7 @@ use super::store::{Member, ObjectId, Store, Value, position};
 use crate::plan::PathElem;
 use crate::plan::alias::Rename;
 use crate::plan::keys::{KeyId, Keys};
+use crate::plan::nodes::Representation;
 use crate::plan::operation::{Selection, SelectionSet};
 
 /// One step of an entity path, with its key numbered.
@@ -129,6 +130,32 @@ impl RepresentationWriter<'_> {
             return false;
         }
         out.push(b'}');
+        true
+    }
+
+    /// Writes the representation of `object` as `representation` (its type's text with
+    /// holes) into `out`; false (and nothing written) when it misses a key field. The same
+    /// text as [`write`](Self::write) for that type.
+    pub fn fill(
+        &self,
+        out: &mut Vec<u8>,
+        object: ObjectId,
+        representation: &Representation,
+    ) -> bool {
+        let start = out.len();
+        let fields = self.store.fields(object);
+        let (pieces, last) = representation.pieces();
+        let mut hint = 0;
+        for (piece, key) in pieces {
+            out.extend_from_slice(piece);
+            let Some(index) = position(fields, key, hint) else {
+                out.truncate(start);
+                return false;
+            };
+            hint = index + 1;
+            self.store.write(out, fields[index].value);
+        }
+        out.extend_from_slice(last);
         true
     }
 
@@ -398,5 +425,91 @@ mod tests {
         let mut out = Vec::new();
         assert!(!writer.write(&mut out, missing, "Book", &input, None));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_representation_with_holes_writes_what_the_field_by_field_writer_writes() {
+        use crate::plan::operation::Fragment;
+        let keys = keys(&["id", "isbn", "_tessera_price_1", "title", "cover"]);
+        let ty = apollo_compiler::ast::Type::Named(Name::new_unchecked("String"));
+        let field = |name: &str, key: &str| {
+            let mut field = Field::plain(Name::new_unchecked(name), ty.clone());
+            field.key = Name::new_unchecked(key);
+            field.key_id = keys.id(key).unwrap_or(KeyId::TYPENAME);
+            Selection::Field(field)
+        };
+        let fragment = |on: &str, items: Vec<Selection>| {
+            Selection::Fragment(Fragment {
+                on: Name::new_unchecked(on),
+                condition: Default::default(),
+                selection: SelectionSet { items },
+            })
+        };
+        // Fields of fragments that apply are written in place; others are left out.
+        let input = SelectionSet {
+            items: vec![
+                field("__typename", "__typename"),
+                fragment("Book", vec![field("isbn", "isbn")]),
+                fragment("Movie", vec![field("title", "title")]),
+                field("id", "id"),
+                field("price", "_tessera_price_1"),
+            ],
+        };
+        let possible = |runtime: &str, on: &Name| runtime == on.as_str() || on == "Media";
+        let mut store = Store::new();
+        let object = data(
+            &mut store,
+            &keys,
+            r#"{ "__typename": "Book", "id": "b1", "isbn": "i\"1", "_tessera_price_1": 5.5,
+                 "title": "x", "cover": { "url": "u" } }"#,
+        );
+        let missing = data(
+            &mut store,
+            &keys,
+            r#"{ "__typename": "Book", "isbn": "2" }"#,
+        );
+        let (Value::Object(object), Value::Object(missing)) = (object, missing) else {
+            panic!("objects")
+        };
+        let writer = RepresentationWriter {
+            store: &store,
+            possible: &possible,
+        };
+        let rewrite = Name::new_unchecked("Media");
+        for rewrite in [None, Some(&rewrite)] {
+            let representation =
+                Representation::compile(&input, "Book", rewrite, &possible).expect("flat input");
+            let (mut filled, mut written) = (b"[".to_vec(), b"[".to_vec());
+            assert!(writer.fill(&mut filled, object, &representation));
+            assert!(writer.write(&mut written, object, "Book", &input, rewrite));
+            assert_eq!(
+                String::from_utf8_lossy(&filled),
+                String::from_utf8_lossy(&written)
+            );
+            assert!(!writer.fill(&mut filled, missing, &representation));
+            assert_eq!(
+                filled.len(),
+                written.len(),
+                "nothing written for a missing key"
+            );
+        }
+        let representation =
+            Representation::compile(&input, "Book", None, &possible).expect("flat input");
+        let mut out = Vec::new();
+        writer.fill(&mut out, object, &representation);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            r#"{"__typename":"Book","isbn":"i\"1","id":"b1","price":5.5}"#
+        );
+        // A field with a sub-selection is written field by field.
+        let mut nested = Field::plain(Name::new_unchecked("cover"), ty.clone());
+        nested.key_id = keys.id("cover").expect("a key");
+        nested.selection = SelectionSet {
+            items: vec![field("url", "url")],
+        };
+        let input = SelectionSet {
+            items: vec![field("id", "id"), Selection::Field(nested)],
+        };
+        assert!(Representation::compile(&input, "Book", None, &possible).is_none());
     }
 }

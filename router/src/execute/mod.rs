@@ -357,11 +357,11 @@ fn write_representations(
         &mut steps,
         &mut |location, object| {
             // The object's `__typename`, as the type of the filter it matches.
-            let Some(typename) = store.get(object, KeyId::TYPENAME).and_then(|t| {
+            let Some(matched) = store.get(object, KeyId::TYPENAME).and_then(|t| {
                 entities
                     .type_filter
                     .iter()
-                    .find(|name| store.is_str(t, name))
+                    .position(|name| store.is_str(t, name))
             }) else {
                 return;
             };
@@ -370,13 +370,17 @@ fn write_representations(
                 body.push(b',');
             }
             let from = body.len();
-            if !writer.write(
-                body,
-                object,
-                typename,
-                &entities.input,
-                entities.rewrite_typename.as_ref(),
-            ) {
+            let written = match entities.representations.get(matched) {
+                Some(Some(representation)) => writer.fill(body, object, representation),
+                _ => writer.write(
+                    body,
+                    object,
+                    &entities.type_filter[matched],
+                    &entities.input,
+                    entities.rewrite_typename.as_ref(),
+                ),
+            };
+            if !written {
                 body.truncate(start);
                 return;
             }

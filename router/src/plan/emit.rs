@@ -171,6 +171,7 @@ fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> 
             type_filter,
             input: entity.input.clone(),
             rewrite_typename: entity.rewrite_typename.clone(),
+            representations: Vec::new(),
         }
     });
     let fetch = PlanNode::Fetch(Arc::new(FetchNode {

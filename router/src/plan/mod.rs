@@ -17,8 +17,8 @@ pub mod text;
 
 use std::sync::Arc;
 
-use apollo_compiler::ExecutableDocument;
 use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Name};
 
 pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan, RunSizes};
 pub use operation::{Condition, Operation, OperationKind};
@@ -67,12 +67,49 @@ pub fn plan_operation(
     }
     let mut root = emit::emit(supergraph, &operation, &builder.groups);
     let keys = keys::assign(&mut operation, root.as_mut());
+    if let Some(root) = root.as_mut() {
+        compile_representations(supergraph, root);
+    }
     Ok(QueryPlan {
         operation: Arc::new(operation),
         root,
         keys,
         sizes: nodes::RunSizes::default(),
     })
+}
+
+/// Writes each entity fetch's representations as text with holes (once its keys are
+/// numbered).
+fn compile_representations(supergraph: &Supergraph, node: &mut PlanNode) {
+    match node {
+        PlanNode::Fetch(fetch) => {
+            let fetch = Arc::make_mut(fetch);
+            if let Some(entities) = &mut fetch.entities {
+                let possible = |runtime: &str, condition: &Name| {
+                    runtime == condition.as_str()
+                        || supergraph.possible_types(condition).contains(runtime)
+                };
+                entities.representations = entities
+                    .type_filter
+                    .iter()
+                    .map(|typename| {
+                        nodes::Representation::compile(
+                            &entities.input,
+                            typename,
+                            entities.rewrite_typename.as_ref(),
+                            &possible,
+                        )
+                    })
+                    .collect();
+            }
+        }
+        PlanNode::Sequence(nodes) | PlanNode::Parallel(nodes) => {
+            nodes
+                .iter_mut()
+                .for_each(|n| compile_representations(supergraph, n));
+        }
+        PlanNode::Condition { node, .. } => compile_representations(supergraph, node),
+    }
 }
 
 /// Root fields with the conditions of the root fragments they sit in.

@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use apollo_compiler::Name;
 use serde_json::{Value, json};
 
-use super::operation::{Condition, Operation, SelectionSet};
+use super::keys::KeyId;
+use super::operation::{Condition, Operation, Selection, SelectionSet};
 use super::text::write_selection;
 use crate::supergraph::GraphId;
 
@@ -43,6 +44,109 @@ pub struct EntityFetch {
     pub input: SelectionSet,
     /// The `__typename` to send instead of the object's (for `@interfaceObject` subgraphs).
     pub rewrite_typename: Option<Name>,
+    /// Per type of `type_filter` (same order), the representation as text with holes for
+    /// field values, when `input` is flat for that type (set when planning ends; see
+    /// [`Representation`]).
+    pub representations: Vec<Option<Representation>>,
+}
+
+/// A representation of an object of one type as JSON text with holes: `input`'s fields that
+/// apply to the type, in order, with `__typename` (or its rewrite) and every key already
+/// written, so that only the values are looked up. Only for inputs whose fields are all
+/// leaves (the usual keys and requirements); others are written field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representation {
+    /// Every piece of text, one after another: the text before the first hole, between holes,
+    /// and after the last.
+    text: Vec<u8>,
+    /// Each hole: where the text before it ends, and the key whose value fills it.
+    holes: Vec<(usize, KeyId)>,
+}
+
+impl Representation {
+    /// The representation of an object of type `typename`; `None` when a field that applies
+    /// has a sub-selection. `possible` says whether an object of the first type matches a
+    /// fragment on the second.
+    pub fn compile(
+        input: &SelectionSet,
+        typename: &str,
+        rewrite: Option<&Name>,
+        possible: &dyn Fn(&str, &Name) -> bool,
+    ) -> Option<Self> {
+        let mut out = Self {
+            text: vec![b'{'],
+            holes: Vec::new(),
+        };
+        let mut first = true;
+        out.add(
+            input,
+            typename,
+            rewrite.map_or(typename, Name::as_str),
+            possible,
+            &mut first,
+        )?;
+        out.text.push(b'}');
+        Some(out)
+    }
+
+    fn add(
+        &mut self,
+        set: &SelectionSet,
+        typename: &str,
+        sent_typename: &str,
+        possible: &dyn Fn(&str, &Name) -> bool,
+        first: &mut bool,
+    ) -> Option<()> {
+        for item in &set.items {
+            match item {
+                Selection::Field(field) => {
+                    if !std::mem::take(first) {
+                        self.text.push(b',');
+                    }
+                    // Names never need escaping.
+                    self.quoted(field.name.as_str());
+                    self.text.push(b':');
+                    if field.name == "__typename" {
+                        self.quoted(sent_typename);
+                    } else if field.selection.items.is_empty() {
+                        self.holes.push((self.text.len(), field.key_id));
+                    } else {
+                        return None;
+                    }
+                }
+                Selection::Fragment(fragment) => {
+                    if possible(typename, &fragment.on) {
+                        self.add(
+                            &fragment.selection,
+                            typename,
+                            sent_typename,
+                            possible,
+                            first,
+                        )?;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn quoted(&mut self, name: &str) {
+        self.text.push(b'"');
+        self.text.extend_from_slice(name.as_bytes());
+        self.text.push(b'"');
+    }
+
+    /// The text before each hole with the hole's key, then the text after the last hole.
+    pub fn pieces(&self) -> (impl Iterator<Item = (&[u8], KeyId)>, &[u8]) {
+        let mut at = 0;
+        let pieces = self.holes.iter().map(move |&(end, key)| {
+            let piece = &self.text[at..end];
+            at = end;
+            (piece, key)
+        });
+        let last = self.holes.last().map_or(0, |&(end, _)| end);
+        (pieces, &self.text[last..])
+    }
 }
 
 /// One request to one subgraph.
