@@ -4,19 +4,35 @@
 # a noisy machine can be compared within one run.
 #   usage: scripts/compare-routers.sh SECONDS CLIENTS ROUNDS NAME=BINARY [NAME=BINARY ...]
 #   e.g.:  scripts/compare-routers.sh 6 8 3 before=/tmp/old/tessera after=target/release/tessera
-# Each BINARY must accept `router --config supergraph.yaml --listen ADDR`.
+# Each BINARY must accept `router --config supergraph.yaml --listen ADDR` and, with REPLAY=1,
+# `router --supergraph FILE --listen ADDR`.
+# With REPLAY=1 the routers talk to replayed subgraphs (the `replay` example on ports
+# 4011–4015): the subgraphs' answers, kept once per distinct request and served again without
+# the subgraphs' own work, so that work does not share the cores with the measured router.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -lt 4 ]; then sed -n 2,7p "$0"; exit 2; fi
+if [ $# -lt 4 ]; then sed -n 2,11p "$0"; exit 2; fi
 seconds=$1; clients=$2; rounds=$3; shift 3
-cargo build --release --bin tessera-example --example load >&2
+cargo build --release --bin tessera-example --example load --example replay >&2
 . scripts/load/subgraphs.sh
 
-echo "# $(nproc) cores, ${seconds}s per row, $clients concurrent clients, $rounds rounds"
+source=(--config supergraph.yaml)
+if [ "${REPLAY:-0}" = 1 ]; then
+  routes=()
+  for n in 1 2 3 4 5; do routes+=(--route "127.0.0.1:401$n=http://127.0.0.1:400$n/graphql"); done
+  target/release/examples/replay "${routes[@]}" >"$work/replay.log" 2>&1 &
+  pids+=($!)
+  for n in 1 2 3 4 5; do wait_for "http://127.0.0.1:401$n/health"; done
+  sed 's#http://127.0.0.1:400\([1-5]\)/graphql#http://127.0.0.1:401\1/graphql#' \
+    schema/supergraph.graphql >"$work/supergraph.graphql"
+  source=(--supergraph "$work/supergraph.graphql")
+fi
+
+echo "# $(nproc) cores, ${seconds}s per row, $clients concurrent clients, $rounds rounds, replayed subgraphs: ${REPLAY:-0}"
 for round in $(seq 1 "$rounds"); do
   for pair in "$@"; do
     name=${pair%%=*}; binary=${pair#*=}
-    RUST_LOG=warn "$binary" router --config supergraph.yaml --listen 127.0.0.1:4000 >"$work/router.log" 2>&1 &
+    RUST_LOG=warn "$binary" router "${source[@]}" --listen 127.0.0.1:4000 >"$work/router.log" 2>&1 &
     router=$!
     wait_for http://127.0.0.1:4000/health
     target/release/examples/load --seconds "$seconds" --concurrency "$clients" --label "$name (round $round)" \
