@@ -364,8 +364,8 @@ impl Reader<'_> {
         }
     }
 
-    /// A string value, at its opening quote.
-    #[inline]
+    /// A string value, at its opening quote. (Always inlined: see `object`.)
+    #[inline(always)]
     fn string(&mut self) -> Result<Value, Fail> {
         let start = self.pos;
         self.pos += 1;
@@ -388,7 +388,9 @@ impl Reader<'_> {
         Ok(Span::new(self.buf, start, self.pos))
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as text.
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, kept as text. (Always inlined: see
+    /// `object`.)
+    #[inline(always)]
     fn number(&mut self) -> Result<Value, Fail> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
@@ -415,15 +417,22 @@ impl Reader<'_> {
         // A number no double can hold (`1e400`) is refused, as serde_json does: clients could
         // not read it. Only an exponent or hundreds of digits can get there.
         if exponent || self.pos - start > 300 {
-            let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
-            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                return Err(Box::new(ReadError::Syntax {
-                    at: start,
-                    what: "number out of range",
-                }));
-            }
+            self.check_range(start)?;
         }
         Ok(Value::Number(Span::new(self.buf, start, self.pos)))
+    }
+
+    /// Whether the number from `start` to here fits a double.
+    #[cold]
+    fn check_range(&self, start: usize) -> Result<(), Fail> {
+        let text = std::str::from_utf8(&self.bytes[start..self.pos]).unwrap_or_default();
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return Err(Box::new(ReadError::Syntax {
+                at: start,
+                what: "number out of range",
+            }));
+        }
+        Ok(())
     }
 
     fn digits(&mut self) {
@@ -463,8 +472,12 @@ impl Reader<'_> {
                     self.pos - start == self.keys.member_len(key)
                 };
                 let text = if exact { start as u32 } else { Member::NO_TEXT };
+                // Strings and numbers, the most common values, are read here rather than
+                // through `value`: a value returned from that call travels through memory,
+                // and loading it whole from the parts just stored stalls.
                 let value = match self.peek() {
                     Some(b'"') => self.string()?,
+                    Some(b'-' | b'0'..=b'9') => self.number()?,
                     _ => self.value(key)?,
                 };
                 if key != KeyId::NONE {
@@ -477,11 +490,11 @@ impl Reader<'_> {
             }
         }
         self.depth -= 1;
-        let value = self
+        let object = self
             .store
             .push_object(&self.fields[base..], Span::new(self.buf, open, self.pos));
         self.fields.truncate(base);
-        Ok(value)
+        Ok(Value::Object(object))
     }
 
     fn list(&mut self, key: KeyId) -> Result<Value, Fail> {
@@ -497,9 +510,9 @@ impl Reader<'_> {
             }
         }
         self.depth -= 1;
-        let value = self.store.push_list(&self.items[base..]);
+        let list = self.store.push_list(&self.items[base..]);
         self.items.truncate(base);
-        Ok(value)
+        Ok(Value::List(list))
     }
 
     /// An object key (after its opening quote): its id, or [`KeyId::NONE`] when the plan has

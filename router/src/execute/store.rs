@@ -330,8 +330,11 @@ impl Store {
         serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Adds an object whose fields are `fields` and whose text is `raw`.
-    pub(super) fn push_object(&mut self, fields: &[Member], raw: Span) -> Value {
+    /// Adds an object whose fields are `fields` and whose text is `raw`. (It returns the id, not
+    /// a [`Value`], and is inlined: the reader builds the value in registers rather than
+    /// loading it whole from the parts stored here, which stalls the load.)
+    #[inline]
+    pub(super) fn push_object(&mut self, fields: &[Member], raw: Span) -> ObjectId {
         let start = self.fields.len() as u32;
         self.fields.extend_from_slice(fields);
         let id = ObjectId(self.objects.len() as u32);
@@ -340,17 +343,18 @@ impl Store {
             len: fields.len() as u32,
             raw,
         });
-        Value::Object(id)
+        id
     }
 
-    /// Adds a list of `items`.
-    pub(super) fn push_list(&mut self, items: &[Value]) -> Value {
+    /// Adds a list of `items` (inlined, as [`push_object`](Self::push_object)).
+    #[inline]
+    pub(super) fn push_list(&mut self, items: &[Value]) -> ListRef {
         let start = self.items.len() as u32;
         self.items.extend_from_slice(items);
-        Value::List(ListRef {
+        ListRef {
             start,
             len: items.len() as u32,
-        })
+        }
     }
 
     /// Sets the value of field `index` of `object`, and where its text is.
