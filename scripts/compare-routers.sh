@@ -18,14 +18,8 @@ cargo build --release --bin tessera-example --example load --example replay >&2
 
 source=(--config supergraph.yaml)
 if [ "${REPLAY:-0}" = 1 ]; then
-  routes=()
-  for n in 1 2 3 4 5; do routes+=(--route "127.0.0.1:401$n=http://127.0.0.1:400$n/graphql"); done
-  target/release/examples/replay "${routes[@]}" >"$work/replay.log" 2>&1 &
-  pids+=($!)
-  for n in 1 2 3 4 5; do wait_for "http://127.0.0.1:401$n/health"; done
-  sed 's#http://127.0.0.1:400\([1-5]\)/graphql#http://127.0.0.1:401\1/graphql#' \
-    schema/supergraph.graphql >"$work/supergraph.graphql"
-  source=(--supergraph "$work/supergraph.graphql")
+  start_replay
+  source=(--supergraph "$work/replay.graphql")
 fi
 
 echo "# $(nproc) cores, ${seconds}s per row, $clients concurrent clients, $rounds rounds, replayed subgraphs: ${REPLAY:-0}"

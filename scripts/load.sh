@@ -2,6 +2,8 @@
 # Load figures for the router: a deep query across four subgraphs through the router (with
 # in-flight de-duplication off and on, and on one worker thread), and a one-subgraph query
 # through the router and straight against that subgraph, side by side in one run.
+# The last row runs the deep query against replayed subgraphs (see scripts/load/subgraphs.sh),
+# so the subgraphs' own work does not share the cores with the router.
 #   usage: scripts/load.sh [seconds per row, default 10] [concurrency, default 8]
 # Builds in release mode (benchmarks only; tests never do), runs the example's subgraphs on
 # SQLite in a temporary directory, and prints one row per measurement.
@@ -9,11 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 concurrency=${2:-8}
-cargo build --release --bin tessera --bin tessera-example --example load >&2
+cargo build --release --bin tessera --bin tessera-example --example load --example replay >&2
 . scripts/load/subgraphs.sh
 
+# start_router [flags]: the router on port 4000, on supergraph.yaml unless the flags say.
 start_router() {
-  RUST_LOG=warn target/release/tessera router --config supergraph.yaml --listen 127.0.0.1:4000 "$@" \
+  local flags=("$@")
+  if [[ " ${flags[*]} " != *" --supergraph "* ]]; then flags+=(--config supergraph.yaml); fi
+  RUST_LOG=warn target/release/tessera router --listen 127.0.0.1:4000 "${flags[@]}" \
     >"$work/router.log" 2>&1 &
   router=$!
   pids+=($router)
@@ -33,3 +38,7 @@ load --label "deep via router (1 worker)" --url http://127.0.0.1:4000/graphql --
 kill "$router"; wait "$router" 2>/dev/null || true
 start_router --dedupe
 load --label "deep via router (dedupe on)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
+kill "$router"; wait "$router" 2>/dev/null || true
+start_replay
+start_router --supergraph "$work/replay.graphql"
+load --label "deep via router (replayed subgraphs)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
