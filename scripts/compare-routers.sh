@@ -16,17 +16,17 @@ seconds=$1; clients=$2; rounds=$3; shift 3
 cargo build --release --bin tessera-example --example load --example replay >&2
 . scripts/load/subgraphs.sh
 
-source=(--config supergraph.yaml)
+supergraph_flags=(--config supergraph.yaml)
 if [ "${REPLAY:-0}" = 1 ]; then
   start_replay
-  source=(--supergraph "$work/replay.graphql")
+  supergraph_flags=(--supergraph "$work/replay.graphql")
 fi
 
 echo "# $(nproc) cores, ${seconds}s per row, $clients concurrent clients, $rounds rounds, replayed subgraphs: ${REPLAY:-0}"
 for round in $(seq 1 "$rounds"); do
   for pair in "$@"; do
     name=${pair%%=*}; binary=${pair#*=}
-    RUST_LOG=warn "$binary" router "${source[@]}" --listen 127.0.0.1:4000 >"$work/router.log" 2>&1 &
+    RUST_LOG=warn "$binary" router "${supergraph_flags[@]}" --listen 127.0.0.1:4000 >"$work/router.log" 2>&1 &
     router=$!
     wait_for http://127.0.0.1:4000/health
     target/release/examples/load --seconds "$seconds" --concurrency "$clients" --label "$name (round $round)" \

@@ -14,11 +14,9 @@ concurrency=${2:-8}
 cargo build --release --bin tessera --bin tessera-example --example load --example replay >&2
 . scripts/load/subgraphs.sh
 
-# start_router [flags]: the router on port 4000, on supergraph.yaml unless the flags say.
+# start_router FLAGS: the router on port 4000 (FLAGS name its supergraph).
 start_router() {
-  local flags=("$@")
-  if [[ " ${flags[*]} " != *" --supergraph "* ]]; then flags+=(--config supergraph.yaml); fi
-  RUST_LOG=warn target/release/tessera router --listen 127.0.0.1:4000 "${flags[@]}" \
+  RUST_LOG=warn target/release/tessera router --listen 127.0.0.1:4000 "$@" \
     >"$work/router.log" 2>&1 &
   router=$!
   pids+=($router)
@@ -28,15 +26,15 @@ start_router() {
 load() { target/release/examples/load --seconds "$seconds" --concurrency "$concurrency" "$@"; }
 
 echo "# $(nproc) cores, ${seconds}s per row, $concurrency concurrent clients"
-start_router
+start_router --config supergraph.yaml
 load --label "deep via router (dedupe off)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
 load --label "one-subgraph via router" --url http://127.0.0.1:4000/graphql --query-file scripts/load/single.graphql --pid "$router"
 load --label "one-subgraph direct (products)" --url http://127.0.0.1:4002/graphql --query-file scripts/load/single.graphql
 kill "$router"; wait "$router" 2>/dev/null || true
-start_router --worker-threads 1
+start_router --config supergraph.yaml --worker-threads 1
 load --label "deep via router (1 worker)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
 kill "$router"; wait "$router" 2>/dev/null || true
-start_router --dedupe
+start_router --config supergraph.yaml --dedupe
 load --label "deep via router (dedupe on)" --url http://127.0.0.1:4000/graphql --query-file scripts/load/deep.graphql --pid "$router"
 kill "$router"; wait "$router" 2>/dev/null || true
 start_replay

@@ -335,9 +335,8 @@ fn write_representations(
     run: &Run<'_>,
 ) -> Option<Targets> {
     let supergraph = run.supergraph;
-    let possible = |runtime: &str, condition: &Name| {
-        runtime == condition.as_str() || supergraph.possible_types(condition).contains(runtime)
-    };
+    let possible =
+        |runtime: &str, condition: &Name| supergraph.matches_fragment(runtime, condition);
     let store = &run.store;
     let writer = merge::RepresentationWriter {
         store,

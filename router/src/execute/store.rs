@@ -330,10 +330,8 @@ impl Store {
         serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Adds an object whose fields are `fields` and whose text is `raw`. (It returns the id, not
-    /// a [`Value`], and is inlined: the reader builds the value in registers rather than
-    /// loading it whole from the parts stored here, which stalls the load.)
-    #[inline]
+    /// Adds an object whose fields are `fields` and whose text is `raw`; the reader makes the
+    /// [`Value`] from the id.
     pub(super) fn push_object(&mut self, fields: &[Member], raw: Span) -> ObjectId {
         let start = self.fields.len() as u32;
         self.fields.extend_from_slice(fields);
@@ -346,8 +344,7 @@ impl Store {
         id
     }
 
-    /// Adds a list of `items` (inlined, as [`push_object`](Self::push_object)).
-    #[inline]
+    /// Adds a list of `items`.
     pub(super) fn push_list(&mut self, items: &[Value]) -> ListRef {
         let start = self.items.len() as u32;
         self.items.extend_from_slice(items);

@@ -86,8 +86,7 @@ fn compile_representations(supergraph: &Supergraph, node: &mut PlanNode) {
             let fetch = Arc::make_mut(fetch);
             if let Some(entities) = &mut fetch.entities {
                 let possible = |runtime: &str, condition: &Name| {
-                    runtime == condition.as_str()
-                        || supergraph.possible_types(condition).contains(runtime)
+                    supergraph.matches_fragment(runtime, condition)
                 };
                 entities.representations = entities
                     .type_filter

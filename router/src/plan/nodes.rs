@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::keys::KeyId;
 use super::operation::{Condition, Operation, Selection, SelectionSet};
 use super::text::write_selection;
+use crate::execute::merge::write_name;
 use crate::supergraph::GraphId;
 
 /// One step of a response path: a response key, or every element of a list (`@`).
@@ -103,11 +104,10 @@ impl Representation {
                     if !std::mem::take(first) {
                         self.text.push(b',');
                     }
-                    // Names never need escaping.
-                    self.quoted(field.name.as_str());
+                    write_name(&mut self.text, field.name.as_str());
                     self.text.push(b':');
                     if field.name == "__typename" {
-                        self.quoted(sent_typename);
+                        write_name(&mut self.text, sent_typename);
                     } else if field.selection.items.is_empty() {
                         self.holes.push((self.text.len(), field.key_id));
                     } else {
@@ -128,12 +128,6 @@ impl Representation {
             }
         }
         Some(())
-    }
-
-    fn quoted(&mut self, name: &str) {
-        self.text.push(b'"');
-        self.text.extend_from_slice(name.as_bytes());
-        self.text.push(b'"');
     }
 
     /// The text before each hole with the hole's key, then the text after the last hole.

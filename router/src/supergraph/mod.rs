@@ -105,6 +105,12 @@ impl Supergraph {
             .unwrap_or_else(|| EMPTY.get_or_init(HashSet::new))
     }
 
+    /// Whether an object of type `runtime` matches a fragment on `condition`: the same type,
+    /// or one of its possible types.
+    pub fn matches_fragment(&self, runtime: &str, condition: &str) -> bool {
+        runtime == condition || self.possible_types(condition).contains(runtime)
+    }
+
     /// The interfaces object type `name` implements in the supergraph.
     pub fn interfaces_of(&self, name: &str) -> Vec<Name> {
         match self.type_def(name) {
