@@ -23,6 +23,13 @@ fn plan_text(supergraph: &Supergraph, query: &str) -> String {
     }
 }
 
+/// The plan of a query that must plan.
+fn plan_of(supergraph: &Supergraph, query: &str) -> plan::QueryPlan {
+    let document = ExecutableDocument::parse_and_validate(&supergraph.api, query, "query.graphql")
+        .unwrap_or_else(|err| panic!("invalid test query: {}", err.errors));
+    plan::plan(supergraph, &document, None).expect("plans")
+}
+
 macro_rules! plan_snapshot {
     ($name:ident, $fixture:expr, $query:expr) => {
         #[test]
@@ -293,13 +300,7 @@ plan_snapshot!(
 #[test]
 fn representations_sent_to_an_interface_object_carry_the_interface_name() {
     let supergraph = supergraph("accounts");
-    let document = ExecutableDocument::parse_and_validate(
-        &supergraph.api,
-        "{ accounts { balance } }",
-        "query.graphql",
-    )
-    .expect("valid query");
-    let plan = plan::plan(&supergraph, &document, None).expect("plans");
+    let plan = plan_of(&supergraph, "{ accounts { balance } }");
     let rewrites: Vec<(String, Option<String>)> = plan
         .fetches()
         .iter()
@@ -312,6 +313,45 @@ fn representations_sent_to_an_interface_object_carry_the_interface_name() {
     assert_eq!(
         rewrites,
         vec![("billing".to_owned(), Some("Account".to_owned()))]
+    );
+}
+
+#[test]
+fn entity_fetches_carry_their_representations_as_text_with_holes() {
+    let supergraph = supergraph("accounts");
+    let plan = plan_of(&supergraph, "{ accounts { balance } }");
+    // Per type the fetch completes: the text, with `_` for each value looked up.
+    let texts: Vec<(String, Vec<Option<String>>)> = plan
+        .fetches()
+        .iter()
+        .filter_map(|fetch| {
+            let entities = fetch.entities.as_ref()?;
+            let texts = entities
+                .representations
+                .iter()
+                .map(|representation| {
+                    let representation = representation.as_ref()?;
+                    let (pieces, last) = representation.pieces();
+                    let mut text = String::new();
+                    for (piece, _) in pieces {
+                        text.push_str(&String::from_utf8_lossy(piece));
+                        text.push('_');
+                    }
+                    text.push_str(&String::from_utf8_lossy(last));
+                    Some(text)
+                })
+                .collect();
+            Some((fetch.service.clone(), texts))
+        })
+        .collect();
+    // Every type the interface object stands for is sent as `Account`, with its key.
+    let account = Some(r#"{"__typename":"Account","id":_}"#.to_owned());
+    assert_eq!(
+        texts,
+        vec![(
+            "billing".to_owned(),
+            vec![account.clone(), account.clone(), account]
+        )]
     );
 }
 
