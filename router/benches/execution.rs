@@ -14,8 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
-use tessera::execute::fetch::{FetchError, Reply, Transport};
-use tessera::execute::{Executor, ExecutorConfig};
+use tessera::execute::fetch::{FetchError, Reply, SubgraphRequest, Transport};
+use tessera::execute::{Executor, ExecutorConfig, Job, RunSizes};
+use tessera::headers::SubgraphHeaders;
 use tessera::request::{self, Limits};
 use tessera::supergraph::Supergraph;
 
@@ -84,8 +85,11 @@ impl Synthetic {
 }
 
 impl Transport for Synthetic {
-    fn send<'a>(&'a self, _url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>> {
-        let answer = serde_json::to_vec(&Self::answer(&body)).expect("JSON");
+    fn send<'a>(
+        &'a self,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, FetchError>> {
+        let answer = serde_json::to_vec(&Self::answer(&request.body)).expect("JSON");
         async move {
             Ok(Reply {
                 status: 200,
@@ -101,8 +105,11 @@ impl Transport for Synthetic {
 struct Recorded(HashMap<Bytes, Bytes>);
 
 impl Transport for Recorded {
-    fn send<'a>(&'a self, _url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>> {
-        let answer = self.0.get(&body).cloned();
+    fn send<'a>(
+        &'a self,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, FetchError>> {
+        let answer = self.0.get(&request.body).cloned();
         async move {
             answer
                 .map(|body| Reply { status: 200, body })
@@ -116,9 +123,13 @@ impl Transport for Recorded {
 struct Recorder(std::sync::Mutex<HashMap<Bytes, Bytes>>);
 
 impl Transport for Recorder {
-    fn send<'a>(&'a self, url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>> {
+    fn send<'a>(
+        &'a self,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, FetchError>> {
         async move {
-            let reply = Synthetic.send(url, body.clone()).await?;
+            let body = request.body.clone();
+            let reply = Synthetic.send(request).await?;
             self.0
                 .lock()
                 .expect("not poisoned")
@@ -144,10 +155,18 @@ fn execution(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     let variables = serde_json::Map::new();
+    let sizes = RunSizes::default();
+    let headers = SubgraphHeaders::default();
+    let job = Job {
+        supergraph: &supergraph,
+        plan: &plan,
+        sizes: &sizes,
+        variables: &variables,
+        headers: &headers,
+    };
 
     let recorder = Recorder(Default::default());
-    let response =
-        runtime.block_on(executor.execute_with(&recorder, &supergraph, &plan, &variables, None));
+    let response = runtime.block_on(executor.execute_with(&recorder, job, None));
     assert!(response.errors.is_empty(), "{:?}", response.errors);
     let recorded = recorder.0.into_inner().expect("not poisoned");
     let received: usize = recorded.values().map(Bytes::len).sum();
@@ -162,13 +181,7 @@ fn execution(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(received as u64));
     group.bench_function("deep_query_four_subgraphs", |b| {
         b.iter(|| {
-            let response = runtime.block_on(executor.execute_with(
-                &recorded,
-                &supergraph,
-                &plan,
-                &variables,
-                None,
-            ));
+            let response = runtime.block_on(executor.execute_with(&recorded, job, None));
             black_box(response.data)
         })
     });

@@ -14,12 +14,13 @@ use apollo_compiler::executable::{Operation, OperationType};
 use apollo_compiler::schema::Implementers;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use lru::LruCache;
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, codes};
-use crate::execute::{Executor, ExecutorConfig};
+use crate::execute::{Executor, ExecutorConfig, Job, RunSizes};
+use crate::headers::{HeaderPolicy, SubgraphHeaders};
 use crate::plan::{self, QueryPlan};
 use crate::request::{self, GraphQLRequest, Limits};
 use crate::supergraph::Supergraph;
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub plan_cache_size: usize,
     /// Whether `__schema` / `__type` are answered (they are refused when off).
     pub introspection: bool,
+    /// Which client headers reach which subgraph.
+    pub headers: HeaderPolicy,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             executor: ExecutorConfig::default(),
             plan_cache_size: 1024,
             introspection: true,
+            headers: HeaderPolicy::default(),
         }
     }
 }
@@ -175,6 +179,8 @@ struct Prepared {
     document: Valid<ExecutableDocument>,
     /// Planned on first use, after the checks that may refuse the request without a plan.
     plan: OnceLock<Result<Arc<QueryPlan>, String>>,
+    /// How large the executor's data grew when it last ran the plan.
+    sizes: RunSizes,
 }
 
 type CacheKey = (String, Option<String>);
@@ -237,18 +243,44 @@ impl Engine {
             .map_err(|(_, errors)| errors)
     }
 
-    /// Runs one request through the whole pipeline.
+    /// Runs one request through the whole pipeline (without client headers).
     pub async fn handle(&self, request: GraphQLRequest, ctx: RequestContext) -> EngineResponse {
-        match self.run(request, ctx).await {
+        self.handle_with_headers(request, ctx, &HeaderMap::new())
+            .await
+    }
+
+    /// Runs one request through the whole pipeline; `headers` are the client's, which the
+    /// header rules pass on to subgraphs.
+    pub async fn handle_with_headers(
+        &self,
+        request: GraphQLRequest,
+        ctx: RequestContext,
+        headers: &HeaderMap,
+    ) -> EngineResponse {
+        match self.run(request, ctx, headers).await {
             Ok(response) => response,
             Err((failure, errors)) => EngineResponse::failure(failure, ctx.media_type, errors),
         }
+    }
+
+    /// The headers each subgraph gets for a client request with `client` headers.
+    pub fn subgraph_headers(&self, client: &HeaderMap) -> SubgraphHeaders {
+        self.config.headers.for_request(
+            self.supergraph.subgraphs.iter().map(|s| s.name.as_str()),
+            client,
+        )
+    }
+
+    /// The executor.
+    pub fn executor(&self) -> &Executor {
+        &self.executor
     }
 
     async fn run(
         &self,
         request: GraphQLRequest,
         ctx: RequestContext,
+        client_headers: &HeaderMap,
     ) -> Result<EngineResponse, (RequestFailure, Vec<GraphQLError>)> {
         let query = match request.query.as_deref() {
             Some(query) if !query.trim().is_empty() => query,
@@ -274,10 +306,19 @@ impl Engine {
             Some(result) => (Some(result.data), result.errors),
             None => (None, Vec::new()),
         };
-        let response = self
-            .executor
-            .execute(&self.supergraph, &plan, &variables, introspection_data)
-            .await;
+        let headers = if plan.root.is_some() {
+            self.subgraph_headers(client_headers)
+        } else {
+            SubgraphHeaders::default()
+        };
+        let job = Job {
+            supergraph: &self.supergraph,
+            plan: &plan,
+            sizes: &prepared.sizes,
+            variables: &variables,
+            headers: &headers,
+        };
+        let response = self.executor.execute(job, introspection_data).await;
         early_errors.extend(response.errors);
 
         let mut body = Map::new();
@@ -322,6 +363,7 @@ impl Engine {
         let prepared = Arc::new(Prepared {
             document,
             plan: OnceLock::new(),
+            sizes: RunSizes::default(),
         });
         if let Some(cache) = &self.cache {
             lock(cache).put(key, Arc::clone(&prepared));

@@ -31,6 +31,8 @@ pub mod compose;
 pub mod engine;
 pub mod error;
 pub mod execute;
+pub mod headers;
+pub mod jsontext;
 pub mod live;
 pub mod metrics;
 pub mod plan;
@@ -38,3 +40,6 @@ pub mod reload;
 pub mod request;
 pub mod server;
 pub mod supergraph;
+
+#[cfg(test)]
+mod layering;

@@ -4,6 +4,8 @@
 //!
 //! Every test starts its own subgraphs; they stop when the test ends.
 
+// The support module is shared with `sharing.rs`; this binary uses only part of it.
+#[allow(dead_code)]
 mod support;
 
 use axum::http::StatusCode;

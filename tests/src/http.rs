@@ -32,13 +32,38 @@ pub async fn post_graphql(
     Ok(json)
 }
 
+/// [`post_graphql`] with extra request headers.
+pub async fn post_graphql_with_headers(
+    url: &str,
+    query: &str,
+    variables: serde_json::Value,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
+    let body = serde_json::json!({ "query": query, "variables": variables });
+    let (_, json) = post_raw_with_headers(url, &body.to_string(), headers).await?;
+    Ok(json)
+}
+
 /// POSTs `body` verbatim as `application/json` and returns the status and the JSON body.
 ///
 /// Fails when the response body is not JSON, quoting it.
 pub async fn post_raw(url: &str, body: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = client()?
+    post_raw_with_headers(url, body, &[]).await
+}
+
+/// [`post_raw`] with extra request headers.
+pub async fn post_raw_with_headers(
+    url: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut request = client()?
         .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .body(body.to_owned())
         .send()
         .await

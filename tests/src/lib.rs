@@ -45,7 +45,7 @@ pub mod temp_dir;
 pub mod ws;
 
 pub use db::TestDb;
-pub use http::{post_graphql, post_raw};
+pub use http::{post_graphql, post_graphql_with_headers, post_raw, post_raw_with_headers};
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;
 pub use subgraph::{SubgraphOptions, spawn_seeded, spawn_subgraph, unique_prefix};

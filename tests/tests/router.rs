@@ -240,3 +240,24 @@ async fn metrics_count_requests_subgraph_fetches_and_plan_cache_hits() -> anyhow
     );
     example.stop().await
 }
+
+#[tokio::test]
+async fn me_works_through_the_router_with_the_user_header() -> anyhow::Result<()> {
+    let example = Example::start().await?;
+    let query = "{ me { id username orders { id } } }";
+    let body = tessera_tests::post_graphql_with_headers(
+        &example.url(),
+        query,
+        json!({}),
+        &[("x-user-id", "3")],
+    )
+    .await?;
+    anyhow::ensure!(body.get("errors").is_none(), "unexpected errors: {body}");
+    assert_eq!(body["data"]["me"]["id"], "3");
+    let username = &tessera_seed::users()[2].username;
+    assert_eq!(body["data"]["me"]["username"], json!(username));
+    // Without the header, nobody is signed in.
+    let anonymous = example.query(query, json!({})).await?;
+    assert_eq!(anonymous["me"], Value::Null);
+    example.stop().await
+}

@@ -1,14 +1,20 @@
 //! Sending one subgraph request: the pooled HTTP client, timeouts, and the optional sharing of
 //! identical in-flight requests.
 //!
+//! Sharing (`--dedupe`) applies only to requests the plan marks shareable: fetches of query
+//! operations. A mutation is never shared, however alike two of them are. Requests share only
+//! when their URL, headers and body are the same, so two users' requests never share a
+//! response. Every waiter holds a guard: when the last one leaves (its client went away, or the
+//! answer came), the in-flight entry goes, so nothing stale is ever handed to a later request.
+//!
 //! The client is hyper's own pooled client (hyper-util) with rustls for `https` subgraphs,
 //! trusting the platform's roots. It is used directly rather than through reqwest: per request
 //! that saves parsing the URL with IDNA, a request builder and redirect and retry layers the
 //! router never uses.
 //!
-//! Each serving thread has a connection pool of its own (see `crate::server::serving`): a
-//! connection's task runs on the thread that opened it, so a request using a connection of
-//! another thread would wake that thread twice per fetch.
+//! Each serving thread has a connection pool of its own ([`use_pool`]): a connection's task runs
+//! on the thread that opened it, so a request using a connection of another thread would wake
+//! that thread twice per fetch.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,6 +28,8 @@ use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::headers::HeaderList;
 
 /// Why a subgraph request produced no usable response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -49,21 +57,93 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// One request to a subgraph.
+#[derive(Debug, Clone)]
+pub struct SubgraphRequest<'a> {
+    /// Where it goes.
+    pub url: &'a str,
+    /// The headers the router's rules give this subgraph for the client's request.
+    pub headers: &'a HeaderList,
+    /// The GraphQL request, as JSON.
+    pub body: Bytes,
+    /// Whether an identical request in flight may answer it too (fetches of queries only).
+    pub shareable: bool,
+}
+
 /// Sends one subgraph request: the executor's only contact with the network. The router uses
 /// [`SubgraphClient`]; anything that answers like a subgraph (a benchmark's recorded responses)
 /// can stand in for it.
 pub trait Transport: Send + Sync {
-    /// POSTs `body` (a GraphQL request) to the subgraph at `url`.
-    fn send<'a>(&'a self, url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>>;
+    /// POSTs the request's body (a GraphQL request) to the subgraph.
+    fn send<'a>(&'a self, request: SubgraphRequest<'a>)
+    -> BoxFuture<'a, Result<Reply, FetchError>>;
 }
 
 impl Transport for SubgraphClient {
-    fn send<'a>(&'a self, url: &'a str, body: Bytes) -> BoxFuture<'a, Result<Reply, FetchError>> {
-        self.post(url, body).boxed()
+    fn send<'a>(
+        &'a self,
+        request: SubgraphRequest<'a>,
+    ) -> BoxFuture<'a, Result<Reply, FetchError>> {
+        self.post(request).boxed()
     }
 }
 
-type InFlight = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
+thread_local! {
+    static POOL_INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes fetches sent from the current thread use connection pool `index` (each serving
+/// thread calls it once with its own number, from 1). Threads that never call it (a test's
+/// runtime, the startup runtime) share pool 0.
+pub fn use_pool(index: usize) {
+    POOL_INDEX.with(|i| i.set(index));
+}
+
+type SharedReply = Shared<BoxFuture<'static, Result<Reply, FetchError>>>;
+
+/// What identical requests have in common.
+type FlightKey = (String, HeaderList, Bytes);
+
+/// One request in flight that several callers wait for.
+struct Flight {
+    /// Tells this flight from a later one with the same key.
+    id: u64,
+    reply: SharedReply,
+    /// Callers still waiting.
+    waiters: usize,
+}
+
+#[derive(Default)]
+struct InFlight {
+    flights: HashMap<FlightKey, Flight>,
+    next_id: u64,
+}
+
+/// A caller's place in a [`Flight`]: leaving (answered or cancelled) counts it out, and the
+/// flight's entry goes once its answer came or nobody waits any more.
+struct Waiter<'a> {
+    map: &'a Mutex<InFlight>,
+    key: Option<FlightKey>,
+    id: u64,
+    answered: bool,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(flight) = map.flights.get_mut(&key) else {
+            return;
+        };
+        if flight.id != self.id {
+            return;
+        }
+        flight.waiters = flight.waiters.saturating_sub(1);
+        if self.answered || flight.waiters == 0 {
+            map.flights.remove(&key);
+        }
+    }
+}
 
 type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -79,7 +159,7 @@ pub struct SubgraphClient {
     timeout: Duration,
     dedupe: bool,
     max_response_bytes: usize,
-    in_flight: Arc<Mutex<HashMap<(String, Bytes), InFlight>>>,
+    in_flight: Arc<Mutex<InFlight>>,
 }
 
 impl std::fmt::Debug for SubgraphClient {
@@ -130,7 +210,7 @@ impl SubgraphClient {
 
     /// The connection pool of the serving thread this runs on.
     fn http(&self) -> &Http {
-        let pool = &self.pools[crate::server::serving::thread_index() % POOLS];
+        let pool = &self.pools[POOL_INDEX.with(std::cell::Cell::get) % POOLS];
         pool.get_or_init(|| {
             Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
@@ -141,38 +221,68 @@ impl SubgraphClient {
         })
     }
 
-    /// POSTs `body` (a GraphQL request) to `url` and reads the response.
-    pub async fn post(&self, url: &str, body: Bytes) -> Result<Reply, FetchError> {
-        if !self.dedupe {
-            return self.send(url, body).await;
+    /// Sends `request` and reads the response; with de-duplication on, a shareable request
+    /// identical to one in flight waits for that one's answer instead.
+    pub async fn post(&self, request: SubgraphRequest<'_>) -> Result<Reply, FetchError> {
+        if !(self.dedupe && request.shareable) {
+            return self.send(request.url, request.headers, request.body).await;
         }
-        let key = (url.to_owned(), body.clone());
-        let shared = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match in_flight.get(&key) {
-                Some(existing) => existing.clone(),
-                None => {
-                    let client = self.clone();
-                    let url = url.to_owned();
-                    let future = async move { client.send(&url, body).await }
+        let key: FlightKey = (
+            request.url.to_owned(),
+            request.headers.clone(),
+            request.body.clone(),
+        );
+        let (reply, mut waiter) = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let next_id = map.next_id;
+            let flight = map.flights.entry(key.clone()).or_insert_with(|| {
+                let client = self.clone();
+                let (url, headers, body) = key.clone();
+                Flight {
+                    id: next_id,
+                    reply: async move { client.send(&url, &headers, body).await }
                         .boxed()
-                        .shared();
-                    in_flight.insert(key.clone(), future.clone());
-                    future
+                        .shared(),
+                    waiters: 0,
                 }
+            });
+            flight.waiters += 1;
+            let taken = (flight.reply.clone(), flight.id);
+            if taken.1 == next_id {
+                map.next_id += 1;
             }
+            (
+                taken.0,
+                Waiter {
+                    map: &self.in_flight,
+                    key: Some(key),
+                    id: taken.1,
+                    answered: false,
+                },
+            )
         };
-        let result = shared.await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        let result = reply.await;
+        waiter.answered = true;
         result
     }
 
+    /// How many distinct requests are in flight for de-duplication (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flights
+            .len()
+    }
+
     /// One request, with the timeout around all of it (connecting, sending and reading).
-    async fn send(&self, url: &str, body: Bytes) -> Result<Reply, FetchError> {
-        tokio::time::timeout(self.timeout, self.exchange(url, body))
+    async fn send(
+        &self,
+        url: &str,
+        headers: &HeaderList,
+        body: Bytes,
+    ) -> Result<Reply, FetchError> {
+        tokio::time::timeout(self.timeout, self.exchange(url, headers, body))
             .await
             .unwrap_or_else(|_| {
                 Err(FetchError::Transport(format!(
@@ -182,7 +292,12 @@ impl SubgraphClient {
             })
     }
 
-    async fn exchange(&self, url: &str, body: Bytes) -> Result<Reply, FetchError> {
+    async fn exchange(
+        &self,
+        url: &str,
+        extra: &HeaderList,
+        body: Bytes,
+    ) -> Result<Reply, FetchError> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|err| FetchError::Transport(format!("invalid subgraph URL: {err}")))?;
@@ -190,6 +305,9 @@ impl SubgraphClient {
         *request.method_mut() = hyper::Method::POST;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
+        for (name, value) in extra.iter() {
+            headers.append(name.clone(), value.clone());
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             ACCEPT,

@@ -5,6 +5,7 @@ use apollo_compiler::Name;
 use serde_json::Value as Json;
 
 use super::store::{Member, ObjectId, Store, Value, position};
+use crate::jsontext::write_name;
 use crate::plan::PathElem;
 use crate::plan::alias::Rename;
 use crate::plan::keys::{KeyId, Keys};
@@ -252,13 +253,6 @@ impl RepresentationWriter<'_> {
             }
         }
     }
-}
-
-/// Appends a GraphQL name as a JSON string (names never need escaping).
-pub fn write_name(out: &mut Vec<u8>, name: &str) {
-    out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
-    out.push(b'"');
 }
 
 fn write_key(out: &mut Vec<u8>, key: &str, first: &mut bool) {

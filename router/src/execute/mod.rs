@@ -23,11 +23,13 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value};
 
 use crate::error::{GraphQLError, codes};
+use crate::headers::SubgraphHeaders;
 use crate::plan::keys::{KeyId, Keys};
 use crate::plan::{FetchNode, PlanNode, QueryPlan};
 use crate::supergraph::Supergraph;
-use fetch::{FetchError, Reply, SubgraphClient, Transport};
+use fetch::{FetchError, Reply, SubgraphClient, SubgraphRequest, Transport};
 use json::KeyPredictor;
+pub use store::RunSizes;
 use store::{ObjectId, Store, Value as Data};
 
 /// How a response body starts when it has data.
@@ -78,11 +80,27 @@ pub struct Executor {
     metrics: crate::metrics::RouterMetrics,
 }
 
+/// One run of a plan: the plan and what it reads besides the subgraphs' answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The supergraph the plan was made on.
+    pub supergraph: &'a Supergraph,
+    /// The plan.
+    pub plan: &'a QueryPlan,
+    /// How large earlier runs of this plan grew (a hint; [`RunSizes::default`] when unknown).
+    pub sizes: &'a RunSizes,
+    /// The coerced variables.
+    pub variables: &'a Map<String, Value>,
+    /// The headers each subgraph's requests carry.
+    pub headers: &'a SubgraphHeaders,
+}
+
 /// One run's state: the data gathered so far and the errors.
 struct Run<'a> {
     transport: &'a dyn Transport,
     supergraph: &'a Supergraph,
     variables: &'a Map<String, Value>,
+    headers: &'a SubgraphHeaders,
     keys: &'a Keys,
     store: Store,
     predictor: KeyPredictor,
@@ -156,34 +174,42 @@ impl Executor {
         }
     }
 
-    /// Runs `plan` with `variables`. `introspection` holds the already computed values of
-    /// the root `__schema` / `__type` fields, if the operation asked for them.
+    /// The pooled subgraph client (to look at its in-flight requests).
+    pub fn client(&self) -> &SubgraphClient {
+        &self.client
+    }
+
+    /// Runs `job`. `introspection` holds the already computed values of the root `__schema` /
+    /// `__type` fields, if the operation asked for them.
     pub async fn execute(
         &self,
-        supergraph: &Supergraph,
-        plan: &QueryPlan,
-        variables: &Map<String, Value>,
+        job: Job<'_>,
         introspection: Option<Map<String, Value>>,
     ) -> Response {
-        self.execute_with(&self.client, supergraph, plan, variables, introspection)
-            .await
+        self.execute_with(&self.client, job, introspection).await
     }
 
     /// [`execute`](Self::execute), sending subgraph requests through `transport`.
     pub async fn execute_with(
         &self,
         transport: &dyn Transport,
-        supergraph: &Supergraph,
-        plan: &QueryPlan,
-        variables: &Map<String, Value>,
+        job: Job<'_>,
         introspection: Option<Map<String, Value>>,
     ) -> Response {
+        let Job {
+            supergraph,
+            plan,
+            sizes,
+            variables,
+            headers,
+        } = job;
         let mut run = Run {
             transport,
             supergraph,
             variables,
+            headers,
             keys: &plan.keys,
-            store: Store::with_sizes(&plan.sizes),
+            store: Store::with_sizes(sizes),
             predictor: KeyPredictor::new(&plan.keys),
             errors: Vec::new(),
         };
@@ -209,7 +235,7 @@ impl Executor {
             &plan.operation.selection,
             introspection.as_ref(),
         );
-        run.store.record_sizes(&plan.sizes);
+        run.store.record_sizes(sizes);
         let mut errors = run.errors;
         errors.extend(shaper.errors);
         Response {
@@ -272,10 +298,15 @@ impl Executor {
             .collect();
         let transport = run.transport;
         let responses = join_all(prepared.iter().map(|p| {
-            let url = &run.supergraph.subgraph(p.fetch.graph).url;
+            let request = SubgraphRequest {
+                url: &run.supergraph.subgraph(p.fetch.graph).url,
+                headers: run.headers.get(p.fetch.graph),
+                body: p.body.clone(),
+                shareable: p.fetch.shareable,
+            };
             async move {
                 let started = std::time::Instant::now();
-                let response = transport.send(url, p.body.clone()).await;
+                let response = transport.send(request).await;
                 self.metrics.observe_subgraph(
                     &p.fetch.service,
                     response.is_ok(),
@@ -305,7 +336,7 @@ fn prepare(fetch: &Arc<FetchNode>, run: &Run<'_>) -> Option<Prepared> {
                 body.push(b',');
             }
             first = false;
-            merge::write_name(&mut body, name.as_str());
+            crate::jsontext::write_name(&mut body, name.as_str());
             body.push(b':');
             let _ = serde_json::to_writer(&mut body, value);
         }

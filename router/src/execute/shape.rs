@@ -9,9 +9,9 @@ use apollo_compiler::validation::Valid;
 use apollo_compiler::{Name, Schema, ast};
 use serde_json::{Map, Value};
 
-use super::merge::write_name;
 use super::store::{Member, ObjectId, Store, Value as Data, position};
 use crate::error::{GraphQLError, codes};
+use crate::jsontext::write_name;
 use crate::plan::keys::Keys;
 use crate::plan::operation::{Field, Selection, SelectionSet, TypeKind};
 

@@ -15,8 +15,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-use crate::plan::RunSizes;
+use crate::jsontext::append;
 use crate::plan::keys::KeyId;
+
+/// How large a run's data grew, so that the next run of the same plan allocates its vectors
+/// once instead of growing them (and copying what they hold) as responses arrive. Concurrent
+/// runs may overwrite each other's figures: they are only a hint.
+#[derive(Debug, Default)]
+pub struct RunSizes {
+    /// Object fields.
+    pub fields: AtomicUsize,
+    /// List items.
+    pub items: AtomicUsize,
+    /// Objects.
+    pub objects: AtomicUsize,
+}
 
 /// A range of one of the run's response bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,27 +466,6 @@ impl Store {
         }
         slot.len += 1;
         self.fields.push(member);
-    }
-}
-
-/// Appends `source[start..end]` to `out`. A piece of at most 16 bytes with 16 bytes of `source`
-/// from its start is copied as one fixed-size block and the excess cut off: for the short keys,
-/// numbers and strings most responses are made of, that is much cheaper than a call to
-/// `memcpy`.
-#[inline]
-pub fn append(out: &mut Vec<u8>, source: &[u8], start: usize, end: usize) {
-    let len = end.saturating_sub(start);
-    if len <= 16
-        && let Some(block) = source.get(start..start + 16)
-        && let Ok(block) = <&[u8; 16]>::try_from(block)
-    {
-        let at = out.len();
-        out.extend_from_slice(block);
-        out.truncate(at + len);
-        return;
-    }
-    if let Some(piece) = source.get(start..end) {
-        out.extend_from_slice(piece);
     }
 }
 

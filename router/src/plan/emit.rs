@@ -181,6 +181,7 @@ fn group_node(supergraph: &Supergraph, operation: &Operation, group: &Group) -> 
         variables,
         entities,
         renames,
+        shareable: operation.kind == super::operation::OperationKind::Query,
     }));
     // A fetch whose every selection is skipped is not sent at all.
     let condition = group.condition.and(&common_condition(&group.selection));

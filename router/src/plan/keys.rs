@@ -114,7 +114,7 @@ impl Keys {
         let Some((start, end)) = self.member_range(id) else {
             return false;
         };
-        crate::execute::store::append(out, &self.members, start, end);
+        crate::jsontext::append(out, &self.members, start, end);
         true
     }
 

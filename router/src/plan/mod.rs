@@ -20,7 +20,7 @@ use std::sync::Arc;
 use apollo_compiler::validation::Valid;
 use apollo_compiler::{ExecutableDocument, Name};
 
-pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan, RunSizes};
+pub use nodes::{EntityFetch, FetchNode, PathElem, PlanNode, QueryPlan};
 pub use operation::{Condition, Operation, OperationKind};
 
 use crate::supergraph::Supergraph;
@@ -74,7 +74,6 @@ pub fn plan_operation(
         operation: Arc::new(operation),
         root,
         keys,
-        sizes: nodes::RunSizes::default(),
     })
 }
 

@@ -2,7 +2,6 @@
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use apollo_compiler::Name;
 use serde_json::{Value, json};
@@ -10,7 +9,7 @@ use serde_json::{Value, json};
 use super::keys::KeyId;
 use super::operation::{Condition, Operation, Selection, SelectionSet};
 use super::text::write_selection;
-use crate::execute::merge::write_name;
+use crate::jsontext::write_name;
 use crate::supergraph::GraphId;
 
 /// One step of a response path: a response key, or every element of a list (`@`).
@@ -158,6 +157,10 @@ pub struct FetchNode {
     pub entities: Option<EntityFetch>,
     /// Aliases to undo in the response (see [`super::alias`]).
     pub renames: Vec<super::alias::Rename>,
+    /// Whether an identical request in flight may answer this one too: only fetches of query
+    /// operations (a mutation's fetches, even its entity fetches that read what it wrote, are
+    /// never shared).
+    pub shareable: bool,
 }
 
 /// A node of a query plan.
@@ -188,29 +191,6 @@ pub struct QueryPlan {
     pub root: Option<PlanNode>,
     /// Every response key the executor looks up, numbered.
     pub keys: super::keys::Keys,
-    /// How large the executor's data grew when it last ran this plan (a hint for allocating,
-    /// not part of the plan).
-    pub sizes: RunSizes,
-}
-
-/// How large a run's data grew, so that the next run of the same plan allocates its vectors
-/// once instead of growing them (and copying what they hold) as responses arrive. Concurrent
-/// runs may overwrite each other's figures: they are only a hint.
-#[derive(Debug, Default)]
-pub struct RunSizes {
-    /// Object fields.
-    pub fields: AtomicUsize,
-    /// List items.
-    pub items: AtomicUsize,
-    /// Objects.
-    pub objects: AtomicUsize,
-}
-
-impl Clone for RunSizes {
-    /// A copy of a plan learns its sizes afresh.
-    fn clone(&self) -> Self {
-        Self::default()
-    }
 }
 
 impl QueryPlan {

@@ -10,8 +10,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use super::ServerConfig;
+use super::config::RouterConfig;
 use crate::engine::{Engine, EngineConfig};
 use crate::execute::ExecutorConfig;
+use crate::headers::HeaderPolicy;
 use crate::request::{self, Limits};
 use crate::supergraph::Supergraph;
 
@@ -103,6 +105,17 @@ pub struct RouterArgs {
     /// and their subgraph fetches.
     #[arg(long, env = "TESSERA_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
+    /// The router's YAML configuration (header rules, subscriptions); see the README.
+    #[arg(long, env = "TESSERA_ROUTER_CONFIG")]
+    pub router_config: Option<PathBuf>,
+    /// Pass this client header on to every subgraph (repeatable; the environment variable
+    /// takes a comma-separated list). Added after the file's rules.
+    #[arg(
+        long = "propagate-header",
+        env = "TESSERA_PROPAGATE_HEADERS",
+        value_delimiter = ','
+    )]
+    pub propagate_headers: Vec<String>,
 }
 
 impl RouterArgs {
@@ -117,9 +130,19 @@ impl RouterArgs {
         }
     }
 
-    /// The engine configuration these flags set.
-    pub fn engine_config(&self) -> EngineConfig {
-        EngineConfig {
+    /// The configuration file, or the default one without `--router-config`.
+    pub fn file_config(&self) -> anyhow::Result<RouterConfig> {
+        match &self.router_config {
+            Some(path) => Ok(RouterConfig::read(path)?),
+            None => Ok(RouterConfig::default()),
+        }
+    }
+
+    /// The engine configuration these flags and the configuration `file` set.
+    pub fn engine_config(&self, file: &RouterConfig) -> anyhow::Result<EngineConfig> {
+        let headers = HeaderPolicy::with_propagated(&file.headers, &self.propagate_headers)
+            .context("invalid header rules")?;
+        Ok(EngineConfig {
             limits: self.limits(),
             executor: ExecutorConfig {
                 subgraph_timeout: Duration::from_millis(self.subgraph_timeout_ms),
@@ -129,7 +152,8 @@ impl RouterArgs {
             },
             plan_cache_size: self.plan_cache_size,
             introspection: !self.no_introspection,
-        }
+            headers,
+        })
     }
 
     /// The HTTP configuration these flags set.
@@ -164,15 +188,17 @@ pub fn load_supergraph(path: &Path) -> anyhow::Result<Supergraph> {
 
 /// `tessera router`: loads the supergraph, binds, and serves until Ctrl-C or SIGTERM.
 pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
+    let file = args.file_config()?;
+    let engine_config = args.engine_config(&file)?;
     let (live, watcher) = match (&args.supergraph, &args.config) {
         (Some(path), _) => {
             let supergraph = load_supergraph(path)?;
-            let engine = Engine::new(supergraph, args.engine_config());
+            let engine = Engine::new(supergraph, engine_config);
             (Arc::new(crate::live::Live::new(engine)), None)
         }
         (None, Some(config)) => {
             let interval = Duration::from_millis(args.poll_interval_ms.max(100));
-            let (live, task) = crate::reload::start(config.clone(), args.engine_config(), interval)
+            let (live, task) = crate::reload::start(config.clone(), engine_config, interval)
                 .await
                 .map_err(|err| anyhow::anyhow!("composition failed:\n{err}"))?;
             tracing::info!(config = %config.display(), every_ms = interval.as_millis(), "watching the supergraph config for changes");
@@ -321,7 +347,9 @@ mod tests {
         let Command::Router(args) = cli.command else {
             panic!("router subcommand");
         };
-        let config = args.engine_config();
+        let config = args
+            .engine_config(&RouterConfig::default())
+            .expect("valid configuration");
         assert_eq!(args.listen.port(), 5000);
         assert_eq!(args.worker_threads, Some(1));
         assert_eq!(

@@ -61,7 +61,10 @@ pub(super) async fn post_graphql(
         expose_plan: expose_plan(&headers),
         media_type,
     };
-    engine.handle(request, ctx).await.into_http(media_type)
+    engine
+        .handle_with_headers(request, ctx, &headers)
+        .await
+        .into_http(media_type)
 }
 
 /// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
@@ -106,7 +109,7 @@ pub(super) async fn get_graphql(
     state
         .live
         .engine()
-        .handle(request, ctx)
+        .handle_with_headers(request, ctx, &headers)
         .await
         .into_http(media_type)
 }

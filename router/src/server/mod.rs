@@ -13,9 +13,11 @@
 //! - [`graphql`]: the `/graphql` handlers.
 //! - [`negotiate`]: `Accept` parsing.
 //! - [`cli`]: the `tessera` command line and the `router` / `plan` commands.
+//! - [`config`]: the router's YAML configuration file.
 //! - [`serving`]: connections spread over serving threads, each with its own runtime.
 
 pub mod cli;
+pub mod config;
 mod graphql;
 mod negotiate;
 pub mod serving;
@@ -88,7 +90,14 @@ pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                // The W3C trace id, which subgraphs log too (`traceparent` is propagated).
+                let trace_id = req
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split('-').nth(1))
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id, trace_id = %trace_id)
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))

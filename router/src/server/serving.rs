@@ -6,9 +6,8 @@
 //! steal. Measured with `scripts/compare-routers.sh`, that cost a fifth of the router's CPU per
 //! request. Here each accepted connection is handed, round-robin, to one serving thread, which
 //! runs that connection, its requests and their subgraph fetches (over the thread's own
-//! connection pool, see [`thread_index`]) with no other thread involved.
+//! connection pool, see [`crate::execute::fetch::use_pool`]) with no other thread involved.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
@@ -20,16 +19,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-
-thread_local! {
-    static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The serving thread this code runs on: 1 for the first, 2 for the second…, 0 for any thread
-/// that does not serve connections (a test's runtime, the startup runtime).
-pub fn thread_index() -> usize {
-    THREAD_INDEX.with(Cell::get)
-}
 
 /// How many serving threads to use by default: one per core.
 pub fn default_threads() -> usize {
@@ -59,7 +48,7 @@ pub async fn serve(
         std::thread::Builder::new()
             .name(format!("tessera-serve-{}", index + 1))
             .spawn(move || {
-                THREAD_INDEX.with(|i| i.set(index + 1));
+                crate::execute::fetch::use_pool(index + 1);
                 runtime.block_on(serve_thread(incoming, app, stopped));
                 let _ = done.send(());
             })?;

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod bookshop;
+pub mod counter;
 pub mod feed;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,8 +29,8 @@ use tessera::request::GraphQLRequest;
 use tessera::supergraph::Supergraph;
 use tokio::sync::oneshot;
 
-/// Request bodies as they reached a subgraph, in arrival order.
-type Recorded = Arc<Mutex<Vec<Value>>>;
+/// Requests as they reached a subgraph (headers and body), in arrival order.
+type Recorded = Arc<Mutex<Vec<(axum::http::HeaderMap, Value)>>>;
 
 /// One subgraph served on its own port for the length of a test.
 pub struct SubgraphServer {
@@ -111,6 +112,11 @@ impl SubgraphServer {
         Self::serve(app).await
     }
 
+    /// Serves any axum app at `/`, recording requests like the others.
+    pub async fn serve_app(app: Router) -> Self {
+        Self::serve(app).await
+    }
+
     async fn serve(app: Router) -> Self {
         let requests = Recorded::default();
         let app = app.layer(middleware::from_fn_with_state(requests.clone(), record));
@@ -142,7 +148,19 @@ impl SubgraphServer {
         self.requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
+    /// The headers of every request received so far.
+    pub fn headers(&self) -> Vec<axum::http::HeaderMap> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(headers, _)| headers.clone())
+            .collect()
     }
 
     /// How many requests reached the subgraph.
@@ -177,7 +195,7 @@ async fn record(State(requests): State<Recorded>, request: Request, next: Next) 
     requests
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(value);
+        .push((parts.headers.clone(), value));
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -211,15 +229,49 @@ pub fn supergraph(fixture: &str, urls: &[(&str, &str)]) -> Supergraph {
 
 /// Runs `query` with `variables` through the whole engine and returns the response body.
 pub async fn execute(engine: &Engine, query: &str, variables: Value) -> Value {
+    execute_with_headers(engine, query, variables, &[]).await
+}
+
+/// [`execute`] for a client request with `headers`.
+pub async fn execute_with_headers(
+    engine: &Engine,
+    query: &str,
+    variables: Value,
+    headers: &[(&str, &str)],
+) -> Value {
     let request = GraphQLRequest {
         query: Some(query.to_owned()),
         variables: variables.as_object().cloned(),
         ..GraphQLRequest::default()
     };
+    let mut map = axum::http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            axum::http::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
     engine
-        .handle(request, RequestContext::default())
+        .handle_with_headers(request, RequestContext::default(), &map)
         .await
         .json()
+}
+
+/// Composes a supergraph from `(name, url, sdl)` subgraphs with Tessera's own composition.
+pub fn compose(subgraphs: &[(&str, &str, String)]) -> Supergraph {
+    let sources: Vec<tessera::compose::SubgraphSource> = subgraphs
+        .iter()
+        .map(|(name, url, sdl)| tessera::compose::SubgraphSource {
+            name: (*name).to_owned(),
+            url: (*url).to_owned(),
+            sdl: sdl.clone(),
+        })
+        .collect();
+    let composed = tessera::compose::compose(&sources);
+    let sdl = composed
+        .supergraph
+        .unwrap_or_else(|| panic!("composition failed: {:?}", composed.diagnostics));
+    Supergraph::parse(&sdl).unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// Asserts JSON equality including the order of object keys (clients see fields in the order

@@ -160,13 +160,25 @@ pub async fn compose_example(config: Option<&Path>, host: IpAddr) -> Result<Stri
     })
 }
 
-/// Starts Tessera's router for `supergraph` on `listener`.
+/// The router configuration the example runs with: the defaults, and the `x-user-id` header
+/// passed on to every subgraph so that `me` works through the router (until the example has
+/// real authentication, the header names the acting user).
+pub fn router_config() -> tessera::engine::EngineConfig {
+    let headers = tessera::headers::HeaderPolicy::with_propagated(
+        &tessera::headers::HeadersConfig::default(),
+        &[tessera_kit::serve::USER_ID_HEADER.to_owned()],
+    )
+    .expect("a valid header name");
+    tessera::engine::EngineConfig {
+        headers,
+        ..tessera::engine::EngineConfig::default()
+    }
+}
+
+/// Starts Tessera's router for `supergraph` on `listener`, with [`router_config`].
 pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRouter, RouterError> {
     let supergraph = tessera::supergraph::Supergraph::parse(supergraph)?;
-    let engine = std::sync::Arc::new(tessera::engine::Engine::new(
-        supergraph,
-        tessera::engine::EngineConfig::default(),
-    ));
+    let engine = std::sync::Arc::new(tessera::engine::Engine::new(supergraph, router_config()));
     let app = tessera::server::app(engine, &tessera::server::ServerConfig { graphiql: true });
     let addr = listener.local_addr()?;
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();

@@ -63,7 +63,15 @@ pub fn router<E: Executor>(executor: E, app: AppState, shutdown: watch::Receiver
                     .get(REQUEST_ID_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                // W3C trace context: `version-traceid-parentid-flags`; the router passes it on,
+                // so one client request is found in every subgraph's log by its trace id.
+                let trace_id = req
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split('-').nth(1))
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id, trace_id = %trace_id)
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
