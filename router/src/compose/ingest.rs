@@ -310,6 +310,7 @@ pub fn ingest(
             .or_insert_with(|| empty_type(kind_of(definition)));
         read_definition(definition, &fed, entry, is_extension);
     }
+    drop_federation_root_fields(&mut types);
     Ok((
         SubgraphSchema {
             name: name.to_owned(),
@@ -320,6 +321,25 @@ pub fn ingest(
         },
         unknown,
     ))
+}
+
+/// Root fields federation adds to every subgraph's `Query`.
+const FEDERATION_ROOT_FIELDS: [&str; 2] = ["_entities", "_service"];
+
+/// Removes the `Query._entities` and `Query._service` that many subgraph libraries print in
+/// `_service { sdl }` (with federation's own types and directive definitions, which are
+/// skipped where they are read); a `Query` left without fields had only those, and goes too.
+fn drop_federation_root_fields(types: &mut IndexMap<Name, TypeDef>) {
+    let Some(query) = types.get_mut("Query") else {
+        return;
+    };
+    let before = query.fields.len();
+    query
+        .fields
+        .retain(|name, _| !FEDERATION_ROOT_FIELDS.contains(&name.as_str()));
+    if query.fields.is_empty() && before > 0 {
+        types.shift_remove("Query");
+    }
 }
 
 /// Types every subgraph has for federation's own use; they never reach the supergraph.
