@@ -16,6 +16,7 @@ use tessera::execute::ExecutorConfig;
 use support::accounts::Accounts;
 use support::bookshop::Bookshop;
 use support::feed::Feed;
+use support::shelters::Shelters;
 use support::{SubgraphServer, assert_json, closed_url, execute};
 
 /// The `extensions` of every error of a response, for errors whose message varies (transport
@@ -556,6 +557,64 @@ async fn an_enum_value_hidden_from_the_api_schema_becomes_null_with_an_error() {
     assert_eq!(errors[0]["path"], json!(["books", 2, "format"]));
     let message = errors[0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("AUDIO"), "{message}");
+}
+
+// ---- selections that skip every field, provides on interfaces -----------------------------
+
+#[tokio::test]
+async fn a_composite_field_whose_every_subfield_is_skipped_is_an_empty_object() {
+    let shop = Bookshop::start().await;
+    let body = execute(
+        &shop.engine(),
+        "query($yes: Boolean!) { books { title reviews { stars @skip(if: true) body @skip(if: $yes) } } }",
+        json!({ "yes": true }),
+    )
+    .await;
+    assert_json(
+        &body,
+        &json!({ "data": { "books": [
+            { "title": "Dune", "reviews": [{}, {}] },
+            { "title": "Emma", "reviews": [{}] },
+            { "title": "Ubik", "reviews": [{}, {}] },
+        ] } }),
+    );
+}
+
+#[tokio::test]
+async fn a_root_field_whose_every_subfield_is_skipped_is_an_empty_object() {
+    let shop = Bookshop::start().await;
+    let body = execute(
+        &shop.engine(),
+        "{ books { title @skip(if: true) } }",
+        json!({}),
+    )
+    .await;
+    assert_json(&body, &json!({ "data": { "books": [{}, {}, {}] } }));
+}
+
+#[tokio::test]
+async fn pets_below_a_provided_interface_are_completed_in_one_fetch_through_their_shelter() {
+    let shelters = Shelters::start().await;
+    let body = execute(
+        &shelters.engine(),
+        "{ shelter { id pets { __typename a12: id ... on Dog { age name id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_json(
+        &body,
+        &json!({ "data": { "shelter": { "id": "s1", "pets": [
+            { "__typename": "Dog", "a12": "d1", "age": 3, "name": "Fido", "id": "d1" },
+            { "__typename": "Cat", "a12": "c1" },
+        ] } } }),
+    );
+    assert_eq!(shelters.shelters.request_count(), 1);
+    let registry = shelters.registry.requests();
+    assert_eq!(registry.len(), 1, "{registry:?}");
+    assert_eq!(
+        registry[0]["variables"]["representations"],
+        json!([{ "__typename": "Shelter", "id": "s1" }])
+    );
 }
 
 // ---- configuration ---------------------------------------------------------------------------

@@ -424,3 +424,43 @@ fn entity_fetches_for_several_types_in_one_subgraph_at_one_path_share_one_fetch(
     let ratings = fetches.iter().filter(|(s, _)| s == "ratings").count();
     assert_eq!(ratings, 1, "{fetches:#?}");
 }
+
+// ---- every sub-selection skipped ---------------------------------------------------------------
+
+plan_snapshot!(
+    a_composite_field_whose_every_subfield_is_skipped_still_selects_its_typename,
+    "shop",
+    "{ topProducts { upc reviews { body @skip(if: true) } } }"
+);
+
+plan_snapshot!(
+    a_root_field_whose_every_subfield_is_skipped_selects_its_typename,
+    "shop",
+    "{ me { id @include(if: false) name @skip(if: true) } }"
+);
+
+// ---- `@provides` on interface fields ---------------------------------------------------------
+
+plan_snapshot!(
+    an_external_key_below_a_provided_interface_is_completed_through_the_ancestor_entity,
+    "shelters",
+    "{ shelter { id pets { __typename a12: id ... on Dog { age name id } } } }"
+);
+
+plan_snapshot!(
+    a_provided_field_stays_in_the_providing_fetch,
+    "shelters",
+    "{ shelter { pets { ... on Dog { name } } } }"
+);
+
+plan_snapshot!(
+    a_field_only_another_subgraph_resolves_below_a_provided_interface_joins_one_entity_fetch,
+    "shelters",
+    "{ shelter { pets { ... on Cat { age name } ... on Dog { age } } } }"
+);
+
+plan_snapshot!(
+    a_composite_field_whose_every_subfield_a_variable_may_skip_keeps_an_unconditional_typename,
+    "shop",
+    "query($s: Boolean!) { topProducts { upc reviews { body @skip(if: $s) } } }"
+);

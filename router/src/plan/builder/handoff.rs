@@ -15,6 +15,14 @@ use crate::plan::operation::{
 };
 use crate::supergraph::GraphId;
 
+/// What [`Builder::snapshot`] keeps.
+struct Snapshot {
+    groups: Vec<Group>,
+    pending: Vec<(usize, Vec<crate::plan::nodes::PathElem>, SelectionSet)>,
+    touched: Vec<usize>,
+    out: SelectionSet,
+}
+
 /// A chosen hand-off target.
 struct Target {
     graph: GraphId,
@@ -38,17 +46,109 @@ impl Builder<'_> {
             )));
         }
         let parent = ctx.parent.clone();
-        if self.entity_handoff(ctx, &parent, field, out)? {
+        let this = (ctx.path.clone(), parent.clone(), field.name.clone());
+        if self.handing_off.contains(&this) {
+            return Err(PlanError::Unsatisfiable(format!(
+                "{parent}.{} (its key needs the field itself)",
+                field.name
+            )));
+        }
+        self.handing_off.push(this);
+        let planned = self.handoff_any_way(ctx, &parent, field, out);
+        self.handing_off.pop();
+        planned
+    }
+
+    fn handoff_any_way(
+        &mut self,
+        ctx: &Ctx,
+        parent: &Name,
+        field: &Field,
+        out: &mut SelectionSet,
+    ) -> Result<(), PlanError> {
+        // Each way is tried in turn; one that fails leaves no trace, and the first failure is
+        // reported when no way works. The nearest ancestor entity comes last: through it,
+        // another subgraph resolves the whole path down to the field (when, say, the field's
+        // own type has a key only a subgraph that cannot supply it accepts).
+        let mut failure = None;
+        let before = self.groups.len();
+        let snapshot = self.snapshot(out);
+        match self.direct_handoff(ctx, parent, field, out) {
+            Ok(true) => {
+                let added = self.groups.len() - before;
+                if added > 0 && !ctx.frames.is_empty() {
+                    self.prefer_ancestor_if_cheaper(ctx, field, out, snapshot, added)?;
+                }
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(err) => failure = Some(err),
+        }
+        self.restore(snapshot, out);
+        if self.ancestor_handoff(ctx, field)? {
             return Ok(());
         }
-        if self.sg.is_abstract(&parent) {
+        Err(failure.unwrap_or_else(|| PlanError::Unsatisfiable(format!("{parent}.{}", field.name))))
+    }
+
+    /// A direct hand-off that added `added` fetches is replaced by one through an ancestor
+    /// entity when that adds fewer (it joins a fetch of the ancestor's subgraph already
+    /// planned, say, instead of a further entity fetch keyed on what that one returns).
+    fn prefer_ancestor_if_cheaper(
+        &mut self,
+        ctx: &Ctx,
+        field: &Field,
+        out: &mut SelectionSet,
+        before: Snapshot,
+        added: usize,
+    ) -> Result<(), PlanError> {
+        let groups_before = before.groups.len();
+        let direct = self.snapshot(out);
+        self.restore(before, out);
+        if self.ancestor_handoff(ctx, field)? && self.groups.len() - groups_before < added {
+            return Ok(());
+        }
+        self.restore(direct, out);
+        Ok(())
+    }
+
+    /// What the builder has planned so far, to undo a hand-off that failed half-way.
+    fn snapshot(&self, out: &SelectionSet) -> Snapshot {
+        Snapshot {
+            groups: self.groups.clone(),
+            pending: self.pending.clone(),
+            touched: self.touched.clone(),
+            out: out.clone(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: Snapshot, out: &mut SelectionSet) {
+        self.groups = snapshot.groups;
+        self.pending = snapshot.pending;
+        self.touched = snapshot.touched;
+        *out = snapshot.out;
+    }
+
+    /// Hands `field` off through the parent's own type: an entity fetch keyed on it, per
+    /// concrete type for an abstract parent, or through an interface object's interface.
+    fn direct_handoff(
+        &mut self,
+        ctx: &Ctx,
+        parent: &Name,
+        field: &Field,
+        out: &mut SelectionSet,
+    ) -> Result<bool, PlanError> {
+        if self.entity_handoff(ctx, parent, field, out)? {
+            return Ok(true);
+        }
+        if self.sg.is_abstract(parent) {
             // Resolve the field per concrete type.
-            let mut members: Vec<Name> = self.sg.possible_types(&parent).iter().cloned().collect();
+            let mut members: Vec<Name> = self.sg.possible_types(parent).iter().cloned().collect();
             members.sort();
             let mut planned = false;
             for member in members {
                 if !self.interface_object_here(ctx)
-                    && !self.graph_knows_member(ctx.graph, &parent, &member)
+                    && !self.graph_knows_member(ctx.graph, parent, &member)
                 {
                     continue;
                 }
@@ -62,21 +162,15 @@ impl Builder<'_> {
                 self.select_fragment(ctx, &fragment, out)?;
                 planned = true;
             }
-            if planned {
-                return Ok(());
-            }
-        } else {
-            // A field an interface object adds to every implementation.
-            for interface in self.sg.interfaces_of(&parent) {
-                if self.entity_handoff(ctx, &interface, field, out)? {
-                    return Ok(());
-                }
+            return Ok(planned);
+        }
+        // A field an interface object adds to every implementation.
+        for interface in self.sg.interfaces_of(parent) {
+            if self.entity_handoff(ctx, &interface, field, out)? {
+                return Ok(true);
             }
         }
-        if self.ancestor_handoff(ctx, field)? {
-            return Ok(());
-        }
-        Err(PlanError::Unsatisfiable(format!("{parent}.{}", field.name)))
+        Ok(false)
     }
 
     /// When this level's type has no key another subgraph accepts, completes the nearest
@@ -84,22 +178,29 @@ impl Builder<'_> {
     /// entity down to `field`.
     fn ancestor_handoff(&mut self, ctx: &Ctx, field: &Field) -> Result<bool, PlanError> {
         for depth in (0..ctx.frames.len()).rev() {
-            let mut chain = field.clone();
-            for frame in ctx.frames[depth + 1..].iter().rev() {
-                chain = Field {
-                    selection: SelectionSet {
-                        items: vec![Selection::Field(chain)],
-                    },
+            // The field, inside each frame's field from the nearest up to `depth`; where a
+            // level's type is narrower than the field above it returns (a fragment led there),
+            // under a fragment on that type.
+            let mut inner = Selection::Field(field.clone());
+            let mut inner_parent = &ctx.parent;
+            for frame in ctx.frames[depth..].iter().rev() {
+                if inner_parent != frame.field.type_name() {
+                    inner = Selection::Fragment(Fragment {
+                        on: inner_parent.clone(),
+                        condition: Condition::default(),
+                        selection: SelectionSet { items: vec![inner] },
+                    });
+                }
+                inner = Selection::Field(Field {
+                    selection: SelectionSet { items: vec![inner] },
                     ..frame.field.clone()
-                };
+                });
+                inner_parent = &frame.ctx.parent;
             }
-            let frame = &ctx.frames[depth];
-            chain = Field {
-                selection: SelectionSet {
-                    items: vec![Selection::Field(chain)],
-                },
-                ..frame.field.clone()
+            let Selection::Field(chain) = inner else {
+                continue;
             };
+            let frame = &ctx.frames[depth];
             let ancestor = Ctx {
                 frames: ctx.frames[..depth].to_vec(),
                 hops: ctx.hops + 1,

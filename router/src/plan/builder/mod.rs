@@ -91,6 +91,10 @@ pub(super) struct Builder<'a> {
     level_keys: Vec<Vec<(Name, Name, String)>>,
     /// Selections a deeper level adds to an ancestor level: (group, path, selection).
     pending: Vec<(usize, Vec<PathElem>, SelectionSet)>,
+    /// The hand-offs being planned, outermost first: (path, parent type, field). Handing off
+    /// one of them again below itself (a key that needs the very field it should fetch) is a
+    /// cycle, refused at once instead of chained until the hop limit.
+    handing_off: Vec<(Vec<PathElem>, Name, Name)>,
     empty_document: ExecutableDocument,
     field_sets: HashMap<String, SelectionSet>,
 }
@@ -102,6 +106,7 @@ impl<'a> Builder<'a> {
             groups: Vec::new(),
             touched: Vec::new(),
             pending: Vec::new(),
+            handing_off: Vec::new(),
             level_keys: Vec::new(),
             empty_document: ExecutableDocument::new(),
             field_sets: HashMap::new(),
@@ -423,7 +428,10 @@ impl<'a> Builder<'a> {
     /// A field the current subgraph resolves, with its sub-selection planned below it.
     fn select_local_field(&mut self, ctx: &Ctx, field: &Field) -> Result<Field, PlanError> {
         let mut selected = field.clone();
-        if field.selection.items.is_empty() {
+        // A leaf has no selection; a composite field whose every sub-selection a literal
+        // `@skip`/`@include` removed still needs one (`__typename`, added below), or the
+        // subgraph refuses the operation.
+        if field.selection.items.is_empty() && !self.sg.is_composite(field.type_name()) {
             return Ok(selected);
         }
         // The subgraph may declare a narrower type (`@join__field(type:)`), e.g. an object
@@ -479,8 +487,14 @@ impl<'a> Builder<'a> {
             prepend_typename(&mut wanted);
         }
         let mut sub = self.select(&child, &wanted)?;
-        // Everything below may have been handed off; an object field still needs a selection.
-        if self.sg.is_abstract(field.type_name()) || sub.items.is_empty() {
+        // Everything below may have been handed off, or skipped by a variable; an object field
+        // still needs a selection that stays when the variables skip all the rest (some
+        // subgraph servers answer an object whose every field was skipped with `null`).
+        let always_selects = sub.items.iter().any(|item| match item {
+            Selection::Field(f) => f.condition.is_always(),
+            Selection::Fragment(f) => f.condition.is_always(),
+        });
+        if self.sg.is_abstract(field.type_name()) || !always_selects {
             prepend_typename(&mut sub);
         }
         selected.selection = sub;
