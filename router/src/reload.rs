@@ -57,6 +57,9 @@ pub async fn start(
     let watched = Arc::clone(&live);
     let task = tokio::spawn(async move {
         let mut last = fingerprint;
+        // Whether the supergraph in service was composed from the sources `last` stands for
+        // (false after a failed recomposition of them).
+        let mut last_in_service = true;
         loop {
             tokio::time::sleep(interval).await;
             let (sources, fingerprint) = match load(&config).await {
@@ -68,11 +71,18 @@ pub async fn start(
                 }
             };
             if fingerprint == last {
+                // The sources read again as they were: a failure to read them is over (a
+                // failed composition of these same sources is not).
+                if last_in_service && !watched.composition_errors().is_empty() {
+                    tracing::info!("the subgraphs read again; the supergraph in service is current");
+                    watched.set_composition_errors(Vec::new());
+                }
                 continue;
             }
             last = fingerprint;
             match build(&sources, &engine_config) {
                 Ok(engine) => {
+                    last_in_service = true;
                     watched.replace(engine);
                     tracing::info!(
                         subgraphs = sources.len(),
@@ -80,6 +90,7 @@ pub async fn start(
                     );
                 }
                 Err(err) => {
+                    last_in_service = false;
                     tracing::error!(errors = %err, "recomposition failed; the last good supergraph stays in service");
                     watched.set_composition_errors(err.0);
                 }

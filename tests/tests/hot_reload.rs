@@ -161,3 +161,56 @@ fn remove_field(sdl: &str, declaration: &str) -> String {
     }
     lines.join("\n")
 }
+
+/// `/health`'s status: `ok` or `degraded`.
+async fn health_status(url: &str) -> String {
+    let Ok(response) = reqwest::get(url).await else {
+        return String::new();
+    };
+    response
+        .json::<Value>()
+        .await
+        .map(|body| body["status"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn health_recovers_when_an_unreadable_source_reads_again_unchanged() -> anyhow::Result<()> {
+    let sdl = tessera_kit::sdl::<tessera_products::Products>().await;
+    let dir = tessera_tests::TempDir::create("reload-health")?;
+    let schema = dir.path().join("products.graphql");
+    std::fs::write(&schema, &sdl)?;
+    let config = dir.path().join("supergraph.yaml");
+    std::fs::write(
+        &config,
+        "federation_version: =2.5.0\nsubgraphs:\n  products:\n    routing_url: http://127.0.0.1:9/graphql\n    schema:\n      file: ./products.graphql\n",
+    )?;
+    let (live, watcher) = tessera::reload::start(
+        config.clone(),
+        tessera::engine::EngineConfig::default(),
+        POLL,
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let app = tessera::server::app_live(live, &tessera::server::ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let health = format!("http://{}/health", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let _ = tessera::server::serve(listener, app, std::future::pending(), 1).await;
+    });
+    // The source goes away for a while (a subgraph restarting, a file being replaced)…
+    std::fs::remove_file(&schema)?;
+    wait_until("health is degraded", Duration::from_secs(10), || async {
+        health_status(&health).await == "degraded"
+    })
+    .await?;
+    // …and comes back exactly as it was: nothing to recompose, and nothing wrong any more.
+    std::fs::write(&schema, &sdl)?;
+    wait_until("health is ok again", Duration::from_secs(10), || async {
+        health_status(&health).await == "ok"
+    })
+    .await?;
+    watcher.abort();
+    server.abort();
+    Ok(())
+}

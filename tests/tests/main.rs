@@ -3,6 +3,7 @@
 //! prefix of its own (see the `tessera_tests` harness).
 
 mod bad_input;
+mod conflicts;
 mod entities;
 mod events;
 mod hot_reload;

@@ -187,32 +187,45 @@ impl Mutation {
     async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
         input.validate()?;
         let app = ctx.data_unchecked::<AppState>();
-        let taken = entity::Entity::find()
-            .filter(
-                entity::Column::Username
-                    .eq(input.username.trim())
-                    .or(entity::Column::Email.eq(input.email.trim())),
-            )
-            .one(&app.db)
-            .await?;
-        if taken.is_some() {
-            return Err(Error::invalid("username or email is already taken"));
-        }
+        let (username, email) = (input.username.trim(), input.email.trim());
         let txn = app.db.begin().await?;
-        let row = entity::ActiveModel {
-            username: Set(input.username.trim().to_owned()),
+        // The unique indexes decide, not a look-up before the insert: two concurrent requests
+        // for one name both pass any look-up, and the loser must still hear why.
+        let inserted = entity::ActiveModel {
+            username: Set(username.to_owned()),
             name: Set(input.name.trim().to_owned()),
-            email: Set(input.email.trim().to_owned()),
+            email: Set(email.to_owned()),
             created_at: Set(chrono::Utc::now()),
             ..Default::default()
         }
         .insert(&txn)
-        .await?;
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(err) if tessera_kit::error::is_unique_violation(&err) => {
+                drop(txn);
+                return Err(taken(app, username).await);
+            }
+            Err(err) => return Err(err.into()),
+        };
         let user = User::from(row);
         outbox::enqueue(&txn, USER_CREATED, &user).await?;
         txn.commit().await?;
         app.events_committed();
         Ok(user)
+    }
+}
+
+/// Which unique field a refused new user collides with.
+async fn taken(app: &AppState, username: &str) -> Error {
+    let username_taken = entity::Entity::find()
+        .filter(entity::Column::Username.eq(username))
+        .one(&app.db)
+        .await;
+    match username_taken {
+        Ok(Some(_)) => Error::conflict("USERNAME_TAKEN", format!("username {username:?} is taken")),
+        Ok(None) => Error::conflict("EMAIL_TAKEN", "that e-mail address is already registered"),
+        Err(err) => err.into(),
     }
 }
 

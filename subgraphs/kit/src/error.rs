@@ -21,6 +21,14 @@ pub enum Error {
     },
     /// The input breaks a rule (a non-positive quantity, an empty text, …).
     InvalidInput(String),
+    /// The input conflicts with what exists (a name already taken): a code of its own, so a
+    /// client can tell which rule it ran into.
+    Conflict {
+        /// The `extensions.code`, e.g. `USERNAME_TAKEN`.
+        code: &'static str,
+        /// What the client reads.
+        message: String,
+    },
     /// A database statement failed.
     Database(Arc<DbErr>),
     /// Anything else that went wrong on the server's side.
@@ -31,6 +39,14 @@ impl Error {
     /// A `BAD_USER_INPUT` error with this message.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidInput(message.into())
+    }
+
+    /// A conflict with existing data, with its own `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A `NOT_FOUND` error for `what` with identifier `id`.
@@ -46,6 +62,7 @@ impl Error {
         match self {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::InvalidInput(_) => "BAD_USER_INPUT",
+            Self::Conflict { code, .. } => code,
             Self::Database(_) | Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -74,7 +91,7 @@ impl From<Error> for async_graphql::Error {
         let code = err.code();
         let message = match err {
             Error::NotFound { what, id } => format!("{what} {id:?} not found"),
-            Error::InvalidInput(message) => message,
+            Error::InvalidInput(message) | Error::Conflict { message, .. } => message,
             Error::Database(cause) => {
                 tracing::error!(error = %cause, "database error");
                 "internal server error".to_owned()
@@ -86,6 +103,15 @@ impl From<Error> for async_graphql::Error {
         };
         async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code))
     }
+}
+
+/// Whether a database error is a unique constraint refusing a duplicate (on SQLite and
+/// PostgreSQL alike): the loser of a race that a look-up before the write cannot prevent.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// The result type of resolvers.
