@@ -74,7 +74,9 @@ pub async fn start(
                 // The sources read again as they were: a failure to read them is over (a
                 // failed composition of these same sources is not).
                 if last_in_service && !watched.composition_errors().is_empty() {
-                    tracing::info!("the subgraphs read again; the supergraph in service is current");
+                    tracing::info!(
+                        "the subgraphs read again; the supergraph in service is current"
+                    );
                     watched.set_composition_errors(Vec::new());
                 }
                 continue;

@@ -34,14 +34,30 @@ async fn concurrent_creations_of_one_username_give_one_user_and_username_taken_t
         let error = &body["errors"][0];
         assert_eq!(error["extensions"]["code"], "USERNAME_TAKEN", "{body}");
         let message = error["message"].as_str().unwrap_or_default();
-        assert!(!message.contains("duplicate"), "internal detail leaked: {message}");
+        assert!(
+            !message.contains("duplicate"),
+            "internal detail leaked: {message}"
+        );
     }
     assert_eq!(created, 1);
     // The e-mail address is unique too, and says so.
-    let first = post_graphql(&url, CREATE, json!({ "u": "owner", "e": "owner@example.com" })).await?;
+    let first = post_graphql(
+        &url,
+        CREATE,
+        json!({ "u": "owner", "e": "owner@example.com" }),
+    )
+    .await?;
     assert_eq!(first["data"]["createUser"]["username"], "owner", "{first}");
-    let again = post_graphql(&url, CREATE, json!({ "u": "other", "e": "owner@example.com" })).await?;
-    assert_eq!(again["errors"][0]["extensions"]["code"], "EMAIL_TAKEN", "{again}");
+    let again = post_graphql(
+        &url,
+        CREATE,
+        json!({ "u": "other", "e": "owner@example.com" }),
+    )
+    .await?;
+    assert_eq!(
+        again["errors"][0]["extensions"]["code"], "EMAIL_TAKEN",
+        "{again}"
+    );
     accounts.shutdown().await;
     db.drop().await
 }

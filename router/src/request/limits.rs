@@ -31,6 +31,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most field selections (aliased or not) in one operation, each fragment spread counting
     /// as its fragment's fields: bounds the work of planning and of shaping the response.
+    pub max_fields: usize,
+    /// Most aliased field selections in one operation, fragments expanded: aliases are how one
+    /// short query asks for the same expensive field many times.
     pub max_aliases: usize,
     /// Longest query text, in bytes; longer queries are refused before parsing.
     pub max_query_bytes: usize,
@@ -44,7 +47,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_depth: 64,
-            max_aliases: 1000,
+            max_fields: 1000,
+            max_aliases: 250,
             max_query_bytes: 256 * 1024,
             max_tokens: 100_000,
             max_body_bytes: 1024 * 1024,
@@ -113,19 +117,30 @@ impl Limits {
                     cost.depth.max(cost.spread_depth),
                 )));
             }
-            if cost.fields > self.max_aliases {
+            if cost.fields > self.max_fields {
                 return Err(exceeded(format!(
                     "{name} selects too many fields: {}, the maximum is {}",
-                    if cost.fields == usize::MAX {
-                        "more than can be counted".to_owned()
-                    } else {
-                        cost.fields.to_string()
-                    },
+                    count_text(cost.fields),
+                    self.max_fields
+                )));
+            }
+            if cost.aliases > self.max_aliases {
+                return Err(exceeded(format!(
+                    "{name} has too many aliases: {}, the maximum is {}",
+                    count_text(cost.aliases),
                     self.max_aliases
                 )));
             }
         }
         Ok(())
+    }
+}
+
+fn count_text(count: usize) -> String {
+    if count == usize::MAX {
+        "more than can be counted".to_owned()
+    } else {
+        count.to_string()
     }
 }
 
@@ -138,6 +153,8 @@ fn exceeded(message: String) -> GraphQLError {
 struct Cost {
     /// Field selections, saturating (a "fragment bomb" that doubles at each level saturates).
     fields: usize,
+    /// Aliased field selections, saturating.
+    aliases: usize,
     /// Deepest field nesting.
     depth: usize,
     /// Longest chain of nested fragment spreads.
@@ -160,6 +177,9 @@ impl<'a> Local<'a> {
                 match selection {
                     Selection::Field(field) => {
                         cost.fields = cost.fields.saturating_add(1);
+                        if field.alias.is_some() {
+                            cost.aliases = cost.aliases.saturating_add(1);
+                        }
                         cost.depth = cost.depth.max(depth + 1);
                         if !field.selection_set.is_empty() {
                             stack.push((&field.selection_set, depth + 1));
@@ -186,6 +206,7 @@ impl<'a> Local<'a> {
                 continue;
             };
             cost.fields = cost.fields.saturating_add(fragment.fields);
+            cost.aliases = cost.aliases.saturating_add(fragment.aliases);
             cost.depth = cost.depth.max(depth.saturating_add(fragment.depth));
             cost.spread_depth = cost
                 .spread_depth
@@ -263,13 +284,31 @@ mod tests {
     #[test]
     fn field_count_expands_each_spread() {
         let limits = Limits {
-            max_aliases: 5,
+            max_fields: 5,
             ..Limits::default()
         };
         assert!(shape("{ ...F ...F } fragment F on Query { a b }", limits).is_ok());
         let err =
             shape("{ ...F ...F ...F } fragment F on Query { a b }", limits).expect_err("6 fields");
         assert!(err.message.contains("6"), "{}", err.message);
+    }
+
+    #[test]
+    fn alias_count_counts_only_aliased_fields_with_fragments_expanded() {
+        let limits = Limits {
+            max_aliases: 3,
+            ..Limits::default()
+        };
+        assert!(shape("{ a b c d e f { g h } x: a }", limits).is_ok());
+        assert!(shape("{ ...F } fragment F on Query { x: a y: a z: a }", limits).is_ok());
+        let err = shape("{ ...F ...F } fragment F on Query { x: a y: a }", limits)
+            .expect_err("4 aliases");
+        assert_eq!(err.code(), Some(codes::LIMIT_EXCEEDED));
+        assert!(
+            err.message.contains("too many aliases: 4"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ pub struct RouterArgs {
     /// Deepest field nesting of an operation.
     #[arg(long, env = "TESSERA_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
-    /// Most field selections (aliases included) of an operation, fragments expanded.
+    /// Most field selections (aliased or not) of an operation, fragments expanded.
+    #[arg(long, env = "TESSERA_MAX_FIELDS", default_value_t = Limits::default().max_fields)]
+    pub max_fields: usize,
+    /// Most aliased field selections of an operation, fragments expanded.
     #[arg(long, env = "TESSERA_MAX_ALIASES", default_value_t = Limits::default().max_aliases)]
     pub max_aliases: usize,
     /// Longest query text, in bytes.
@@ -123,6 +126,7 @@ impl RouterArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             max_depth: self.max_depth,
+            max_fields: self.max_fields,
             max_aliases: self.max_aliases,
             max_query_bytes: self.max_query_bytes,
             max_tokens: self.max_tokens,
