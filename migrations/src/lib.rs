@@ -13,16 +13,19 @@ mod orders;
 mod outbox;
 mod products;
 mod reviews;
+mod saga;
 
 /// The accounts database: users.
 pub struct AccountsMigrator;
 /// The products database: the catalog.
 pub struct ProductsMigrator;
-/// The inventory database: stock levels and the orders it has reserved stock for.
+/// The inventory database: stock levels (never below zero), and the orders it reserved stock
+/// for or rejected, with the lines it reserved.
 pub struct InventoryMigrator;
 /// The reviews database: reviews.
 pub struct ReviewsMigrator;
-/// The orders database: orders, their items, and the price list orders are priced from.
+/// The orders database: orders (with why one was rejected), their items, and the price list
+/// orders are priced from.
 pub struct OrdersMigrator;
 
 #[async_trait::async_trait]
@@ -42,7 +45,11 @@ impl MigratorTrait for ProductsMigrator {
 #[async_trait::async_trait]
 impl MigratorTrait for InventoryMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(inventory::Migration)]
+        vec![
+            Box::new(outbox::Migration),
+            Box::new(inventory::Migration),
+            Box::new(saga::Inventory),
+        ]
     }
 }
 
@@ -56,7 +63,11 @@ impl MigratorTrait for ReviewsMigrator {
 #[async_trait::async_trait]
 impl MigratorTrait for OrdersMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(orders::Migration)]
+        vec![
+            Box::new(outbox::Migration),
+            Box::new(orders::Migration),
+            Box::new(saga::Orders),
+        ]
     }
 }
 

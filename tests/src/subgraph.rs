@@ -34,6 +34,9 @@ pub struct SubgraphOptions {
     pub seed: bool,
     /// The DataLoader batch window in ms; `None` keeps the kit's default.
     pub loader_delay_ms: Option<u64>,
+    /// How long durable consumers wait before claiming another consumer's pending entries, in
+    /// ms; `None` keeps the kit's default.
+    pub consumer_claim_idle_ms: Option<u64>,
 }
 
 impl Default for SubgraphOptions {
@@ -45,6 +48,7 @@ impl Default for SubgraphOptions {
             event_prefix: unique_prefix(),
             seed: false,
             loader_delay_ms: None,
+            consumer_claim_idle_ms: None,
         }
     }
 }
@@ -63,6 +67,9 @@ impl SubgraphOptions {
         config.seed = self.seed;
         if let Some(delay) = self.loader_delay_ms {
             config.loader_delay_ms = delay;
+        }
+        if let Some(idle) = self.consumer_claim_idle_ms {
+            config.consumer_claim_idle_ms = idle;
         }
         if self.database_url.is_none() {
             let dir = std::env::temp_dir()

@@ -62,7 +62,7 @@ fn inventory_options(db: &TestDb, redis_url: &str, prefix: &str) -> SubgraphOpti
         redis_url: Some(redis_url.to_owned()),
         event_prefix: prefix.to_owned(),
         seed: true,
-        loader_delay_ms: None,
+        ..SubgraphOptions::default()
     }
 }
 
@@ -238,7 +238,7 @@ async fn placing_an_order_makes_inventory_reserve_the_stock() -> anyhow::Result<
         redis_url: Some(REDIS_URL.to_owned()),
         event_prefix: prefix.clone(),
         seed: true,
-        loader_delay_ms: None,
+        ..SubgraphOptions::default()
     })
     .await?;
     for subgraph in [&inventory, &orders] {
@@ -291,7 +291,7 @@ async fn an_order_placed_while_inventory_is_down_is_reserved_when_it_starts() ->
         redis_url: Some(REDIS_URL.to_owned()),
         event_prefix: prefix.clone(),
         seed: true,
-        loader_delay_ms: None,
+        ..SubgraphOptions::default()
     })
     .await?;
     wait_until("orders subscribes to redis", EVENT_TIMEOUT, || {

@@ -4,11 +4,13 @@
 
 mod bad_input;
 mod conflicts;
+mod dashboard;
 mod entities;
 mod events;
 mod hot_reload;
 mod migrations;
 mod router;
+mod saga;
 mod schema_files;
 mod startup;
 mod statements;

@@ -13,7 +13,7 @@ use tessera_tests::{TempDir, TestDb};
 /// The tables each migrator creates, outbox included.
 const ACCOUNTS: &[&str] = &["outbox", "users"];
 const PRODUCTS: &[&str] = &["outbox", "products"];
-const INVENTORY: &[&str] = &["outbox", "stock", "reserved_orders"];
+const INVENTORY: &[&str] = &["outbox", "stock", "reserved_orders", "reserved_lines"];
 const REVIEWS: &[&str] = &["outbox", "reviews"];
 const ORDERS: &[&str] = &["outbox", "orders", "order_items", "price_list"];
 

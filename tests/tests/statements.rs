@@ -19,7 +19,7 @@ async fn statements_for(running: &Running, query: &str, variables: Value) -> any
 /// level costs one statement per batch; the kit's default window (5 ms) can be outrun when
 /// the whole test binary shares two busy cores, which splits a batch and makes the count
 /// depend on timing instead of depth.
-const BATCH_WINDOW_MS: u64 = 50;
+const BATCH_WINDOW_MS: u64 = 150;
 
 /// Subgraph `S`, seeded, on a database of its own, batching with [`BATCH_WINDOW_MS`].
 async fn spawn_seeded<S: Subgraph>() -> anyhow::Result<(TestDb, Running)> {

@@ -7,21 +7,18 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription,
 };
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use tessera_events as events;
 use tessera_kit::{AppState, Error, Result, Viewer, outbox};
 
 use crate::entity;
 
-/// The event topic of new users.
-pub const USER_CREATED: &str = "user_created";
-
 /// A user of the shop.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[derive(SimpleObject, Clone, Debug)]
 pub struct User {
     /// The user's id.
     pub id: ID,
@@ -33,6 +30,30 @@ pub struct User {
     pub email: String,
     /// When the account was created (RFC 3339).
     pub created_at: String,
+}
+
+impl From<events::UserCreated> for User {
+    fn from(event: events::UserCreated) -> Self {
+        Self {
+            id: ID(event.id),
+            username: event.username,
+            name: event.name,
+            email: event.email,
+            created_at: event.created_at,
+        }
+    }
+}
+
+impl From<&User> for events::UserCreated {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.to_string(),
+            username: user.username.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            created_at: user.created_at.clone(),
+        }
+    }
 }
 
 impl From<entity::Model> for User {
@@ -209,7 +230,7 @@ impl Mutation {
             Err(err) => return Err(err.into()),
         };
         let user = User::from(row);
-        outbox::enqueue(&txn, USER_CREATED, &user).await?;
+        outbox::enqueue(&txn, &events::USER_CREATED, &(&user).into()).await?;
         txn.commit().await?;
         app.events_committed();
         Ok(user)
@@ -238,6 +259,7 @@ impl Subscription {
     /// Every user created from now on.
     async fn user_created(&self, ctx: &Context<'_>) -> impl Stream<Item = User> {
         ctx.data_unchecked::<AppState>()
-            .events::<User>(USER_CREATED)
+            .events(&events::USER_CREATED)
+            .map(User::from)
     }
 }

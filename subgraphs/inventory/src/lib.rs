@@ -9,7 +9,7 @@
 //! own `stock_changed` events, and remembers the order so a redelivery reserves nothing twice.
 
 mod entity;
-mod saga;
+pub mod saga;
 mod schema;
 
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, Set};
@@ -56,6 +56,6 @@ impl Subgraph for Inventory {
     }
 
     fn workers(app: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![saga::spawn(app.clone())]
+        saga::spawn(app)
     }
 }

@@ -10,17 +10,14 @@ use async_graphql::{
 use futures_util::{Stream, StreamExt};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use tessera_events as events;
 use tessera_kit::{AppState, Error, Result, outbox};
 
 use crate::LOW_STOCK;
 use crate::entity::stock;
-
-/// The event topic of stock changes.
-pub const STOCK_CHANGED: &str = "stock_changed";
 
 /// A product, as inventory sees it: its stock, and a shipping estimate computed from the
 /// price and weight that products owns.
@@ -123,18 +120,29 @@ impl Loader<String> for StockDb {
 }
 
 /// Why stock changed.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum StockChangeReason {
     /// Units arrived (`restock`).
     Restock,
     /// Units were reserved for an order.
     Order,
+    /// A cancelled order's reserved units went back.
+    Release,
 }
 
-/// One change of a product's stock, as the `stock_changed` event carries it.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+impl From<events::StockChangeReason> for StockChangeReason {
+    fn from(reason: events::StockChangeReason) -> Self {
+        match reason {
+            events::StockChangeReason::Restock => Self::Restock,
+            events::StockChangeReason::Order => Self::Order,
+            events::StockChangeReason::Release => Self::Release,
+        }
+    }
+}
+
+/// One change of a product's stock.
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
-#[serde(rename_all = "camelCase")]
 pub struct StockChange {
     /// The product's upc.
     pub upc: String,
@@ -148,6 +156,18 @@ pub struct StockChange {
     pub at: String,
 }
 
+impl From<events::StockChanged> for StockChange {
+    fn from(change: events::StockChanged) -> Self {
+        Self {
+            upc: change.upc,
+            stock: change.stock,
+            delta: change.delta,
+            reason: change.reason.into(),
+            at: change.at,
+        }
+    }
+}
+
 #[ComplexObject]
 impl StockChange {
     /// The product whose stock changed.
@@ -156,15 +176,31 @@ impl StockChange {
     }
 }
 
-/// Changes `upc`'s stock by `delta` inside `txn` and writes the `stock_changed` event into the
-/// outbox. Returns the event, or `None` when inventory has no such product.
+/// What [`change_stock`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StockUpdate {
+    /// The stock changed; this event is in the outbox.
+    Changed(events::StockChanged),
+    /// Inventory has no such product.
+    UnknownProduct,
+    /// Taking the units would leave less than none: nothing changed.
+    Insufficient {
+        /// Units on hand.
+        on_hand: i64,
+    },
+}
+
+/// Changes `upc`'s stock by `delta` inside `txn`, never below zero, and writes the
+/// `stock_changed` event into the outbox.
 pub(crate) async fn change_stock<C: ConnectionTrait>(
     txn: &C,
     upc: &str,
     delta: i64,
-    reason: StockChangeReason,
-) -> std::result::Result<Option<StockChange>, DbErr> {
+    reason: events::StockChangeReason,
+) -> std::result::Result<StockUpdate, DbErr> {
     let now = chrono::Utc::now();
+    // One conditional statement: two concurrent reservations cannot both take the last unit
+    // (and the table's CHECK refuses a negative quantity whatever the statement).
     let updated = stock::Entity::update_many()
         .col_expr(
             stock::Column::Quantity,
@@ -172,24 +208,27 @@ pub(crate) async fn change_stock<C: ConnectionTrait>(
         )
         .col_expr(stock::Column::UpdatedAt, Expr::value(now))
         .filter(stock::Column::Upc.eq(upc))
+        .filter(Expr::col(stock::Column::Quantity).add(delta).gte(0))
         .exec(txn)
         .await?;
+    let row = stock::Entity::find_by_id(upc.to_owned()).one(txn).await?;
+    let Some(row) = row else {
+        return Ok(StockUpdate::UnknownProduct);
+    };
     if updated.rows_affected == 0 {
-        return Ok(None);
+        return Ok(StockUpdate::Insufficient {
+            on_hand: row.quantity,
+        });
     }
-    let quantity = stock::Entity::find_by_id(upc.to_owned())
-        .one(txn)
-        .await?
-        .map_or(0, |row| row.quantity);
-    let change = StockChange {
+    let change = events::StockChanged {
         upc: upc.to_owned(),
-        stock: quantity,
+        stock: row.quantity,
         delta,
         reason,
         at: now.to_rfc3339(),
     };
-    outbox::enqueue(txn, STOCK_CHANGED, &change).await?;
-    Ok(Some(change))
+    outbox::enqueue(txn, &events::STOCK_CHANGED, &change).await?;
+    Ok(StockUpdate::Changed(change))
 }
 
 /// The orders dashboard, as inventory extends it: how many products run low.
@@ -202,14 +241,55 @@ pub struct Dashboard {
 
 #[ComplexObject]
 impl Dashboard {
-    /// Products with stock at or below the low-stock threshold.
+    /// How many products have stock at or below the low-stock threshold (5).
     async fn low_stock_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let count = stock::Entity::find()
-            .filter(stock::Column::Quantity.lte(LOW_STOCK))
-            .count(&ctx.data_unchecked::<AppState>().db)
-            .await?;
-        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+        let low = load_low_stock(ctx).await?;
+        Ok(i64::try_from(low.len()).unwrap_or(i64::MAX))
     }
+
+    /// The products with stock at or below the low-stock threshold (5), lowest first (at most
+    /// 50).
+    async fn low_stock_products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+        let low = load_low_stock(ctx).await?;
+        Ok(low
+            .iter()
+            .take(50)
+            .map(|upc| Product::reference(upc.clone()))
+            .collect())
+    }
+}
+
+/// Key: the products at or below the low-stock threshold (one key: however many dashboards a
+/// request resolves, one statement).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LowStock;
+
+impl Loader<LowStock> for StockDb {
+    type Value = Arc<Vec<String>>;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[LowStock],
+    ) -> std::result::Result<HashMap<LowStock, Arc<Vec<String>>>, Self::Error> {
+        self.app.metrics.observe_batch("low_stock", keys.len());
+        let rows = stock::Entity::find()
+            .filter(stock::Column::Quantity.lte(LOW_STOCK))
+            .order_by_asc(stock::Column::Quantity)
+            .order_by_asc(stock::Column::Upc)
+            .all(&self.app.db)
+            .await?;
+        let upcs = rows.into_iter().map(|row| row.upc).collect();
+        Ok(HashMap::from([(LowStock, Arc::new(upcs))]))
+    }
+}
+
+async fn load_low_stock(ctx: &Context<'_>) -> Result<Arc<Vec<String>>> {
+    Ok(ctx
+        .data_unchecked::<DataLoader<StockDb>>()
+        .load_one(LowStock)
+        .await?
+        .unwrap_or_default())
 }
 
 /// The inventory `Query` root.
@@ -273,12 +353,12 @@ impl Mutation {
         }
         let app = ctx.data_unchecked::<AppState>();
         let txn = app.db.begin().await?;
-        if change_stock(&txn, &upc, quantity, StockChangeReason::Restock)
-            .await?
-            .is_none()
-        {
+        match change_stock(&txn, &upc, quantity, events::StockChangeReason::Restock).await? {
+            StockUpdate::Changed(_) => {}
             // Dropping the transaction rolls it back: nothing changed.
-            return Err(Error::not_found("product", upc));
+            StockUpdate::UnknownProduct | StockUpdate::Insufficient { .. } => {
+                return Err(Error::not_found("product", upc));
+            }
         }
         txn.commit().await?;
         app.events_committed();
@@ -299,10 +379,11 @@ impl Subscription {
         upc: Option<String>,
     ) -> impl Stream<Item = StockChange> {
         ctx.data_unchecked::<AppState>()
-            .events::<StockChange>(STOCK_CHANGED)
+            .events(&events::STOCK_CHANGED)
             .filter(move |change| {
                 std::future::ready(upc.as_ref().is_none_or(|upc| *upc == change.upc))
             })
+            .map(StockChange::from)
     }
 
     /// Stock changes that leave a product at or below `threshold` units.
@@ -312,7 +393,8 @@ impl Subscription {
         #[graphql(default = 5)] threshold: i64,
     ) -> impl Stream<Item = StockChange> {
         ctx.data_unchecked::<AppState>()
-            .events::<StockChange>(STOCK_CHANGED)
+            .events(&events::STOCK_CHANGED)
             .filter(move |change| std::future::ready(change.stock <= threshold))
+            .map(StockChange::from)
     }
 }

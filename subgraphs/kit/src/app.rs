@@ -75,18 +75,20 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     /// How long DataLoaders wait for more keys before running a batch.
     pub loader_delay: std::time::Duration,
+    /// How durable consumers retry, give up and take over.
+    pub consumers: crate::consume::ConsumerOptions,
 }
 
 impl AppState {
-    /// Every event on `topic` from now on, decoded as `T` and counted as received.
+    /// Every event on `topic` from now on, decoded and counted as received.
     pub fn events<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
-        topic: &str,
+        topic: &crate::events::Topic<T>,
     ) -> impl futures_util::Stream<Item = T> + Send + 'static {
         let metrics = self.metrics.clone();
-        let counted = topic.to_owned();
-        futures_util::StreamExt::inspect(self.bus.events::<T>(topic), move |_| {
-            metrics.event_received(&counted);
+        let counted = topic.name();
+        futures_util::StreamExt::inspect(self.bus.events::<T>(counted), move |_| {
+            metrics.event_received(counted);
         })
     }
 
@@ -224,6 +226,11 @@ pub async fn start<S: Subgraph>(
         metrics,
         outbox: OutboxSignal::default(),
         loader_delay: std::time::Duration::from_millis(config.loader_delay_ms),
+        consumers: crate::consume::ConsumerOptions {
+            max_attempts: config.consumer_max_attempts.max(1),
+            claim_idle: std::time::Duration::from_millis(config.consumer_claim_idle_ms.max(1)),
+            ..crate::consume::ConsumerOptions::default()
+        },
     };
     let (shutdown, stop) = watch::channel(false);
     let router = crate::serve::router(schema::<S>(Some(&app)), app.clone(), stop.clone());

@@ -40,6 +40,16 @@ pub struct Config {
     #[arg(long, env = "LOADER_DELAY_MS", default_value_t = crate::LOADER_DELAY_MS)]
     pub loader_delay_ms: u64,
 
+    /// How many times a durable consumer runs a failing handler on one event (with growing
+    /// pauses) before it moves the event to the dead-letter stream.
+    #[arg(long, env = "CONSUMER_MAX_ATTEMPTS", default_value_t = 5)]
+    pub consumer_max_attempts: u32,
+
+    /// How long an event may sit delivered but unacknowledged at another consumer (a replica
+    /// that died) before this one claims it, in ms.
+    #[arg(long, env = "CONSUMER_CLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub consumer_claim_idle_ms: u64,
+
     /// Print this subgraph's SDL (as served by `_service { sdl }`) and exit.
     #[arg(long)]
     pub print_sdl: bool,
@@ -62,6 +72,8 @@ impl Config {
             data_dir: PathBuf::from("./data"),
             print_sdl: false,
             loader_delay_ms: crate::LOADER_DELAY_MS,
+            consumer_max_attempts: 5,
+            consumer_claim_idle_ms: 30_000,
             shared_bus: None,
         }
     }

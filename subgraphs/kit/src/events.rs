@@ -20,6 +20,42 @@ const FAN_OUT_CAPACITY: usize = 4096;
 /// About how many events each topic's Redis stream keeps for durable consumers.
 const STREAM_LENGTH: usize = 100_000;
 
+/// A topic, and the type of its payloads: producers and consumers name the same constant, so
+/// neither its name nor its payload can drift apart between them.
+pub struct Topic<T> {
+    name: &'static str,
+    payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Topic<T> {
+    /// The topic `name` with payloads of type `T`.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            payload: std::marker::PhantomData,
+        }
+    }
+
+    /// The topic's name (the Redis channel is `<prefix><name>`).
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Topic<T> {}
+
+impl<T> std::fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
 /// One event on the bus.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {

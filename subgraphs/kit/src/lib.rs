@@ -42,7 +42,7 @@ pub struct PageInfo {
 pub use app::{AppState, Running, StartError, Subgraph, SubgraphSchema, run, schema, sdl, start};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use events::{Event, EventBus};
+pub use events::{Event, EventBus, Topic};
 pub use metrics::{Metrics, Pool};
 pub use serve::Viewer;
 

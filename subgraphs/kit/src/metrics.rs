@@ -44,6 +44,8 @@ struct Inner {
     dataloader_batch: HistogramVec,
     events_published: IntCounterVec,
     events_received: IntCounterVec,
+    events_dead_lettered: IntCounterVec,
+    event_retries: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -116,6 +118,18 @@ impl Metrics {
                 "Events received from the event bus, by topic",
                 &["topic"],
             ),
+            events_dead_lettered: counter_vec(
+                &registry,
+                "events_dead_lettered_total",
+                "Events a durable consumer gave up on and moved to the dead-letter stream, by topic",
+                &["topic"],
+            ),
+            event_retries: counter_vec(
+                &registry,
+                "event_handler_retries_total",
+                "Failed attempts of a durable consumer's handler that were retried, by topic",
+                &["topic"],
+            ),
             registry,
         };
         Self {
@@ -178,6 +192,27 @@ impl Metrics {
     /// Counts one event received on `topic`.
     pub fn event_received(&self, topic: &str) {
         self.inner.events_received.with_label_values(&[topic]).inc();
+    }
+
+    /// Counts an event a durable consumer gave up on.
+    pub fn event_dead_lettered(&self, topic: &str) {
+        self.inner
+            .events_dead_lettered
+            .with_label_values(&[topic])
+            .inc();
+    }
+
+    /// Counts a failed handler attempt that will be retried.
+    pub fn event_retried(&self, topic: &str) {
+        self.inner.event_retries.with_label_values(&[topic]).inc();
+    }
+
+    /// Events dead-lettered so far on `topic`.
+    pub fn events_dead_lettered(&self, topic: &str) -> u64 {
+        self.inner
+            .events_dead_lettered
+            .with_label_values(&[topic])
+            .get()
     }
 
     /// Events published so far on `topic`.

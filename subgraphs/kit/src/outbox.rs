@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::events::{Event, EventBus};
+use crate::events::{Event, EventBus, Topic};
 use crate::metrics::Metrics;
 
 /// Rows published per relay round.
@@ -54,8 +54,17 @@ pub mod entity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Writes an event into the outbox as part of the caller's transaction `txn`.
-pub async fn enqueue<C: ConnectionTrait>(
+/// Writes an event on `topic` into the outbox as part of the caller's transaction `txn`.
+pub async fn enqueue<C: ConnectionTrait, T: Serialize>(
+    txn: &C,
+    topic: &Topic<T>,
+    payload: &T,
+) -> Result<(), DbErr> {
+    enqueue_raw(txn, topic.name(), payload).await
+}
+
+/// [`enqueue`] for a topic known only by name.
+pub async fn enqueue_raw<C: ConnectionTrait>(
     txn: &C,
     topic: &str,
     payload: &impl Serialize,

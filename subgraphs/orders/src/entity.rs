@@ -14,6 +14,7 @@ pub mod order {
         pub status: String,
         pub total: i64,
         pub created_at: DateTimeUtc,
+        pub status_reason: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod dashboard;
 mod entity;
 mod loaders;
 mod mutation;
+pub mod saga;
 mod schema;
 
 use sea_orm::{
@@ -19,11 +20,6 @@ use tessera_kit::{AppState, Subgraph};
 pub use dashboard::Dashboard;
 pub use mutation::Mutation;
 pub use schema::{Order, OrderItem, OrderStatus, Query, Subscription};
-
-/// The event topic of placed orders.
-pub const ORDER_PLACED: &str = "order_placed";
-/// The event topic of order status changes.
-pub const ORDER_STATUS_CHANGED: &str = "order_status_changed";
 
 /// The orders subgraph, for [`tessera_kit::run`] and [`tessera_kit::start`].
 pub struct Orders;
@@ -40,7 +36,13 @@ impl Subgraph for Orders {
         builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
         app: &AppState,
     ) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-        builder.data(tessera_kit::loader(app, loaders::OrdersDb::new(app)))
+        builder
+            .data(tessera_kit::loader(app, loaders::OrdersDb::new(app)))
+            .data(dashboard::DashboardFeed::new(app))
+    }
+
+    fn workers(app: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![saga::spawn(app)]
     }
 
     async fn seed(db: &DatabaseConnection) -> Result<(), DbErr> {

@@ -1,5 +1,5 @@
-//! The orders DataLoaders: by id, the items of orders, and the orders of buyers. Each batch is
-//! one statement.
+//! The orders DataLoaders: by id, the items of orders, the orders of buyers, and the dashboard.
+//! Each batch is one statement (the dashboard's figures: one computation).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use async_graphql::dataloader::Loader;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use tessera_kit::AppState;
 
+use crate::dashboard::{DASHBOARD_ID, Dashboard};
 use crate::entity::{item, order};
 use crate::schema::{Order, OrderItem};
 
@@ -20,6 +21,9 @@ pub struct ItemsOfOrder(pub i64);
 /// Key: the orders of the buyer with this user id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct OrdersOfBuyer(pub i64);
+/// Key: the dashboard with this id (there is one, `"shop"`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DashboardId(pub String);
 
 /// Loads orders and items over the orders database.
 pub struct OrdersDb {
@@ -93,5 +97,27 @@ impl Loader<OrdersOfBuyer> for OrdersDb {
             |row| OrdersOfBuyer(row.buyer_id),
             Order::from_row,
         ))
+    }
+}
+
+impl Loader<DashboardId> for OrdersDb {
+    type Value = Dashboard;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[DashboardId],
+    ) -> Result<HashMap<DashboardId, Dashboard>, Self::Error> {
+        self.app.metrics.observe_batch("dashboard", keys.len());
+        if !keys.iter().any(|k| k.0 == DASHBOARD_ID) {
+            return Ok(HashMap::new());
+        }
+        let figures = crate::dashboard::compute(&self.app.db)
+            .await
+            .map_err(Arc::new)?;
+        Ok(HashMap::from([(
+            DashboardId(DASHBOARD_ID.to_owned()),
+            figures,
+        )]))
     }
 }

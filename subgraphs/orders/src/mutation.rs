@@ -9,7 +9,7 @@ use tessera_kit::{AppState, Error, Result, outbox};
 
 use crate::entity::{item, order, price};
 use crate::schema::{Order, OrderItem, OrderStatus};
-use crate::{ORDER_PLACED, ORDER_STATUS_CHANGED};
+use tessera_events as events;
 
 /// Most lines one order may have.
 const MAX_ITEMS: usize = 50;
@@ -108,7 +108,7 @@ impl Mutation {
         item::Entity::insert_many(rows).exec(&txn).await?;
         let mut placed = Order::from_row(row);
         placed.items = Some(items);
-        outbox::enqueue(&txn, ORDER_PLACED, &placed).await?;
+        outbox::enqueue(&txn, &events::ORDER_PLACED, &placed.to_event()).await?;
         txn.commit().await?;
         app.events_committed();
         Ok(placed)
@@ -151,7 +151,7 @@ impl Mutation {
         }
         let mut changed = Order::from_row(row);
         changed.status = status;
-        outbox::enqueue(&txn, ORDER_STATUS_CHANGED, &changed).await?;
+        outbox::enqueue(&txn, &events::ORDER_STATUS_CHANGED, &changed.to_event()).await?;
         txn.commit().await?;
         app.events_committed();
         Ok(changed)

@@ -6,17 +6,15 @@ use async_graphql::{
 };
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::{Deserialize, Serialize};
+use tessera_events as events;
 use tessera_kit::{AppState, Error, PageInfo, Result};
 
-use crate::dashboard::{self, Dashboard};
+use crate::dashboard::{Dashboard, DashboardFeed};
 use crate::entity::{item, order};
-use crate::loaders::{ItemsOfOrder, OrderId, OrdersDb, OrdersOfBuyer};
-use crate::{ORDER_PLACED, ORDER_STATUS_CHANGED};
+use crate::loaders::{DashboardId, ItemsOfOrder, OrderId, OrdersDb, OrdersOfBuyer};
 
 /// Where an order stands.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
     /// Placed, not paid yet.
     Placed,
@@ -28,6 +26,8 @@ pub enum OrderStatus {
     Delivered,
     /// Called off.
     Cancelled,
+    /// Refused: inventory could not reserve its stock (`statusReason` says why).
+    Rejected,
 }
 
 impl OrderStatus {
@@ -39,6 +39,7 @@ impl OrderStatus {
             Self::Shipped => "SHIPPED",
             Self::Delivered => "DELIVERED",
             Self::Cancelled => "CANCELLED",
+            Self::Rejected => "REJECTED",
         }
     }
 
@@ -50,12 +51,14 @@ impl OrderStatus {
             Self::Shipped,
             Self::Delivered,
             Self::Cancelled,
+            Self::Rejected,
         ]
         .into_iter()
         .find(|status| status.as_str() == value)
     }
 
-    /// Whether an order in this status can move to `next`.
+    /// Whether an order in this status can move to `next` through `updateOrderStatus` (only
+    /// the saga rejects orders, and a rejected order stays so).
     pub fn can_become(self, next: Self) -> bool {
         use OrderStatus::*;
         matches!(
@@ -66,14 +69,16 @@ impl OrderStatus {
 }
 
 /// An order.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
-#[serde(rename_all = "camelCase")]
 pub struct Order {
     /// The order's id.
     pub id: ID,
     /// Where it stands.
     pub status: OrderStatus,
+    /// Why it stands there, when that needs saying: what inventory could not reserve for a
+    /// rejected order.
+    pub status_reason: Option<String>,
     /// Sum of the items' subtotals, in cents.
     pub total: i64,
     /// When it was placed (RFC 3339).
@@ -83,7 +88,6 @@ pub struct Order {
     pub buyer_id: i64,
     /// The items when already known (events carry them); otherwise they are loaded.
     #[graphql(skip)]
-    #[serde(default)]
     pub items: Option<Vec<OrderItem>>,
 }
 
@@ -96,7 +100,52 @@ impl Order {
             total: row.total,
             created_at: row.created_at.to_rfc3339(),
             buyer_id: row.buyer_id,
+            status_reason: row.status_reason,
             items: None,
+        }
+    }
+
+    /// The order an event carries.
+    pub fn from_event(event: events::OrderEvent) -> Self {
+        Self {
+            id: ID(event.id),
+            status: OrderStatus::parse(&event.status).unwrap_or(OrderStatus::Placed),
+            status_reason: event.status_reason,
+            total: event.total,
+            created_at: event.created_at,
+            buyer_id: event.buyer_id,
+            items: event.items.map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|line| OrderItem {
+                        upc: line.upc,
+                        quantity: line.quantity,
+                        unit_price: line.unit_price,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    /// The event that carries this order.
+    pub fn to_event(&self) -> events::OrderEvent {
+        events::OrderEvent {
+            id: self.id.to_string(),
+            status: self.status.as_str().to_owned(),
+            status_reason: self.status_reason.clone(),
+            total: self.total,
+            created_at: self.created_at.clone(),
+            buyer_id: self.buyer_id,
+            items: self.items.as_ref().map(|items| {
+                items
+                    .iter()
+                    .map(|item| events::OrderLine {
+                        upc: item.upc.clone(),
+                        quantity: item.quantity,
+                        unit_price: item.unit_price,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -127,9 +176,8 @@ impl Order {
 }
 
 /// One line of an order.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
-#[serde(rename_all = "camelCase")]
 pub struct OrderItem {
     /// The product's upc.
     #[graphql(skip)]
@@ -266,7 +314,9 @@ impl Query {
 
     /// The shop's running figures, now.
     async fn dashboard(&self, ctx: &Context<'_>) -> Result<Dashboard> {
-        dashboard::compute(&ctx.data_unchecked::<AppState>().db).await
+        load_dashboard(ctx, crate::dashboard::DASHBOARD_ID)
+            .await?
+            .ok_or_else(|| Error::Internal("the dashboard did not load".into()))
     }
 
     /// Resolves `Order` representations (batched).
@@ -285,20 +335,23 @@ impl Query {
         User { id }
     }
 
-    /// Resolves `Dashboard` representations with the current figures.
+    /// Resolves `Dashboard` representations with the current figures (computed once per
+    /// batch, however many representations ask).
     #[graphql(entity)]
     async fn find_dashboard_by_id(
         &self,
         ctx: &Context<'_>,
         #[graphql(key)] id: ID,
     ) -> Result<Option<Dashboard>> {
-        if id.as_str() != dashboard::DASHBOARD_ID {
-            return Ok(None);
-        }
-        dashboard::compute(&ctx.data_unchecked::<AppState>().db)
-            .await
-            .map(Some)
+        load_dashboard(ctx, &id).await
     }
+}
+
+async fn load_dashboard(ctx: &Context<'_>, id: &str) -> Result<Option<Dashboard>> {
+    Ok(ctx
+        .data_unchecked::<DataLoader<OrdersDb>>()
+        .load_one(DashboardId(id.to_owned()))
+        .await?)
 }
 
 /// The orders `Subscription` root.
@@ -310,7 +363,8 @@ impl Subscription {
     /// Every order placed from now on.
     async fn order_placed(&self, ctx: &Context<'_>) -> impl Stream<Item = Order> {
         ctx.data_unchecked::<AppState>()
-            .events::<Order>(ORDER_PLACED)
+            .events(&events::ORDER_PLACED)
+            .map(Order::from_event)
     }
 
     /// Every status change from now on, of order `id` or of all orders.
@@ -320,12 +374,16 @@ impl Subscription {
         id: Option<ID>,
     ) -> impl Stream<Item = Order> {
         ctx.data_unchecked::<AppState>()
-            .events::<Order>(ORDER_STATUS_CHANGED)
+            .events(&events::ORDER_STATUS_CHANGED)
+            .map(Order::from_event)
             .filter(move |order| std::future::ready(id.as_ref().is_none_or(|id| *id == order.id)))
     }
 
     /// The shop's running figures: now, and again after every order event and stock change.
+    /// One computation per event serves every subscriber; a subscriber that falls behind gets
+    /// the newest figures, never a backlog.
     async fn dashboard(&self, ctx: &Context<'_>) -> impl Stream<Item = Dashboard> {
-        dashboard::stream(ctx.data_unchecked::<AppState>().clone())
+        ctx.data_unchecked::<std::sync::Arc<DashboardFeed>>()
+            .subscribe()
     }
 }

@@ -13,18 +13,14 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use tessera_events as events;
 use tessera_kit::{AppState, Error, Result, outbox};
 
 use crate::entity;
 
-/// The event topic of new reviews.
-pub const REVIEW_ADDED: &str = "review_added";
-
 /// A review of a product by a user.
-#[derive(SimpleObject, Clone, Debug, Serialize, Deserialize)]
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
-#[serde(rename_all = "camelCase")]
 pub struct Review {
     /// The review's id.
     pub id: ID,
@@ -40,6 +36,32 @@ pub struct Review {
     /// The product's upc (`product` resolves it).
     #[graphql(skip)]
     pub product_upc: String,
+}
+
+impl From<events::ReviewAdded> for Review {
+    fn from(event: events::ReviewAdded) -> Self {
+        Self {
+            id: ID(event.id),
+            rating: event.rating,
+            body: event.body,
+            created_at: event.created_at,
+            author_id: event.author_id,
+            product_upc: event.product_upc,
+        }
+    }
+}
+
+impl From<&Review> for events::ReviewAdded {
+    fn from(review: &Review) -> Self {
+        Self {
+            id: review.id.to_string(),
+            rating: review.rating,
+            body: review.body.clone(),
+            created_at: review.created_at.clone(),
+            author_id: review.author_id,
+            product_upc: review.product_upc.clone(),
+        }
+    }
 }
 
 #[ComplexObject]
@@ -335,7 +357,7 @@ impl Mutation {
         .insert(&txn)
         .await?;
         let review = Review::from(row);
-        outbox::enqueue(&txn, REVIEW_ADDED, &review).await?;
+        outbox::enqueue(&txn, &events::REVIEW_ADDED, &(&review).into()).await?;
         txn.commit().await?;
         app.events_committed();
         Ok(review)
@@ -355,7 +377,8 @@ impl Subscription {
         upc: Option<String>,
     ) -> impl Stream<Item = Review> {
         ctx.data_unchecked::<AppState>()
-            .events::<Review>(REVIEW_ADDED)
+            .events(&events::REVIEW_ADDED)
+            .map(Review::from)
             .filter(move |review| {
                 std::future::ready(upc.as_ref().is_none_or(|upc| *upc == review.product_upc))
             })
