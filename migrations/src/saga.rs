@@ -29,24 +29,27 @@ fn stock_table(name: &str, checked: bool) -> TableCreateStatement {
 }
 
 /// Replaces `stock` by a copy with or without the `CHECK`: SQLite cannot add or drop a
-/// constraint in place.
+/// constraint in place. One batch of statements in one transaction, sent once, so all of it
+/// runs on one connection of the pool.
 async fn rebuild_stock(manager: &SchemaManager<'_>, checked: bool) -> Result<(), DbErr> {
-    manager
-        .create_table(stock_table("stock_rebuilt", checked))
-        .await?;
+    let create = stock_table("stock_rebuilt", checked).to_string(SqliteQueryBuilder);
+    let batch = format!(
+        "BEGIN; {create}; \
+         INSERT INTO stock_rebuilt (upc, quantity, updated_at) \
+         SELECT upc, MAX(quantity, 0), updated_at FROM stock; \
+         DROP TABLE stock; \
+         ALTER TABLE stock_rebuilt RENAME TO stock; \
+         COMMIT;"
+    );
+    execute_batch(manager, &batch).await
+}
+
+async fn execute_batch(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     manager
         .get_connection()
-        .execute_unprepared(
-            "INSERT INTO stock_rebuilt (upc, quantity, updated_at) \
-             SELECT upc, MAX(quantity, 0), updated_at FROM stock",
-        )
-        .await?;
-    manager
-        .drop_table(Table::drop().table("stock").to_owned())
-        .await?;
-    manager
-        .rename_table(Table::rename().table("stock_rebuilt", "stock").to_owned())
+        .execute_unprepared(sql)
         .await
+        .map(|_| ())
 }
 
 #[async_trait::async_trait]
