@@ -1143,7 +1143,8 @@ def candidates(op, schema):
 
 
 def named_rt(field, schema):
-    return re.sub(r"[\[\]!]", "", field["rt"])
+    # A fragment without a type condition has its parent's type.
+    return re.sub(r"[\[\]!]", "", field["rt"]) if "rt" in field else field.get("pt")
 
 
 def fetch_plan(suite, op):

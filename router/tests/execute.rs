@@ -617,6 +617,24 @@ async fn pets_below_a_provided_interface_are_completed_in_one_fetch_through_thei
     );
 }
 
+#[tokio::test]
+async fn a_client_alias_over_a_nested_key_field_keeps_the_clients_value_and_the_key_its_own() {
+    let lending = support::lending::Lending::start().await;
+    let body = execute(
+        &lending.engine(),
+        "{ books { org { id: __typename } lentAs } }",
+        json!({}),
+    )
+    .await;
+    assert_json(
+        &body,
+        &json!({ "data": { "books": [
+            { "org": { "id": "Org" }, "lentAs": "b1@o1" },
+            { "org": { "id": "Org" }, "lentAs": "b2@o2" },
+        ] } }),
+    );
+}
+
 // ---- configuration ---------------------------------------------------------------------------
 
 #[tokio::test]

@@ -464,3 +464,17 @@ plan_snapshot!(
     "shop",
     "query($s: Boolean!) { topProducts { upc reviews { body @skip(if: $s) } } }"
 );
+
+// ---- the client's response keys are the client's -------------------------------------------
+
+plan_snapshot!(
+    a_nested_key_field_whose_name_the_client_aliases_elsewhere_gets_a_key_of_its_own,
+    "library",
+    "{ books { org { id: __typename } timesLent } }"
+);
+
+plan_snapshot!(
+    two_skips_on_one_field_are_written_as_a_nested_fragment,
+    "library",
+    "query($a: Boolean!, $b: Boolean!) { books { title } ... @skip(if: $a) { books @skip(if: $b) { year } } }"
+);

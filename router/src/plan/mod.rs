@@ -57,6 +57,7 @@ pub fn plan_operation(
 ) -> Result<QueryPlan, PlanError> {
     operation.annotate(&supergraph.api);
     let mut builder = builder::Builder::new(supergraph);
+    builder.index_client_selections(&operation);
     let root_type = operation.root_type.clone();
     let sequential = operation.kind == OperationKind::Mutation;
     for field in root_fields(&operation.selection) {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use apollo_compiler::Name;
 
-use super::operation::{Condition, Selection, SelectionSet};
+use super::operation::{Selection, SelectionSet};
 
 /// Appends `{ … }` for `set` (nothing for an empty set).
 pub fn write_selection(out: &mut String, set: &SelectionSet) {
@@ -13,6 +13,18 @@ pub fn write_selection(out: &mut String, set: &SelectionSet) {
     }
     out.push_str("{ ");
     for item in &set.items {
+        // `@skip` and `@include` may each appear once per selection: a condition on more
+        // variables wraps the selection in inline fragments for the others.
+        let condition = match item {
+            Selection::Field(field) => &field.condition,
+            Selection::Fragment(fragment) => &fragment.condition,
+        };
+        let (own, outer) = split_condition(&condition.0);
+        for pair in &outer {
+            out.push_str("...");
+            write_directive(out, pair);
+            out.push_str(" { ");
+        }
         match item {
             Selection::Field(field) => {
                 if let Some(alias) = &field.alias {
@@ -20,7 +32,7 @@ pub fn write_selection(out: &mut String, set: &SelectionSet) {
                 }
                 out.push_str(&field.name);
                 out.push_str(&field.args);
-                write_condition(out, &field.condition);
+                own.iter().for_each(|pair| write_directive(out, pair));
                 out.push(' ');
                 if !field.selection.items.is_empty() {
                     write_selection(out, &field.selection);
@@ -29,21 +41,40 @@ pub fn write_selection(out: &mut String, set: &SelectionSet) {
             }
             Selection::Fragment(fragment) => {
                 let _ = write!(out, "... on {}", fragment.on);
-                write_condition(out, &fragment.condition);
+                own.iter().for_each(|pair| write_directive(out, pair));
                 out.push(' ');
                 write_selection(out, &fragment.selection);
                 out.push(' ');
             }
         }
+        for _ in &outer {
+            out.push_str("} ");
+        }
     }
     out.push('}');
 }
 
-fn write_condition(out: &mut String, condition: &Condition) {
-    for (variable, expected) in &condition.0 {
-        let directive = if *expected { "include" } else { "skip" };
-        let _ = write!(out, " @{directive}(if: ${variable})");
+/// The first `@skip` and the first `@include` of a condition (written on the selection
+/// itself, in the condition's order), and the rest (each written on an inline fragment around
+/// it).
+fn split_condition(pairs: &[(Name, bool)]) -> (Vec<&(Name, bool)>, Vec<&(Name, bool)>) {
+    let (mut own, mut outer) = (Vec::new(), Vec::new());
+    for pair in pairs {
+        if own
+            .iter()
+            .any(|(_, expected): &&(Name, bool)| *expected == pair.1)
+        {
+            outer.push(pair);
+        } else {
+            own.push(pair);
+        }
     }
+    (own, outer)
+}
+
+fn write_directive(out: &mut String, (variable, expected): &(Name, bool)) {
+    let directive = if *expected { "include" } else { "skip" };
+    let _ = write!(out, " @{directive}(if: ${variable})");
 }
 
 /// The client variables `set` uses (arguments and conditions), in first-use order.

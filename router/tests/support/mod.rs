@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod bookshop;
 pub mod counter;
 pub mod feed;
+pub mod lending;
 pub mod shelters;
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -269,7 +269,7 @@ impl Builder<'_> {
     ) -> Result<(), PlanError> {
         let mark = self.touched.len();
         let key_fields = self.field_set(&choice.key);
-        let key_fields = self.avoid_client_keys(key_fields);
+        let key_fields = self.avoid_client_keys(ctx, key_fields);
         let hop_ctx = Ctx {
             hops: ctx.hops + 1,
             ..ctx.clone()
@@ -283,7 +283,7 @@ impl Builder<'_> {
             // Required fields with arguments get their own response keys, so they never
             // collide with the client's selection of the same field with other arguments.
             let requires = alias_arguments(self.field_set(requires));
-            let requires = self.avoid_client_keys(requires);
+            let requires = self.avoid_client_keys(ctx, requires);
             let required = self.select(&hop_ctx, &requires)?;
             merge_into(&mut supplied, required);
             merge_into(&mut input, requires);
@@ -512,7 +512,7 @@ impl Builder<'_> {
         };
         let mark = self.touched.len();
         let key_fields = self.field_set(&key);
-        let key_fields = self.avoid_client_keys(key_fields);
+        let key_fields = self.avoid_client_keys(ctx, key_fields);
         let mut supplied = self.select(
             &Ctx {
                 hops: ctx.hops + 1,

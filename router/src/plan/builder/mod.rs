@@ -23,8 +23,8 @@ mod handoff;
 mod selections;
 
 use selections::{
-    child_path, client_keys, named_type_of, narrow_provides, prepend_typename, provided,
-    provided_sub, push_conditional, push_typed_fragment,
+    child_path, named_type_of, narrow_provides, prepend_typename, provided, provided_sub,
+    push_conditional, push_typed_fragment,
 };
 
 /// How deep hand-offs may chain before the planner gives up (guards against key cycles).
@@ -87,8 +87,9 @@ pub(super) struct Builder<'a> {
     pub groups: Vec<Group>,
     /// Entity groups used since a mark, to learn which groups supply keys and requirements.
     touched: Vec<usize>,
-    /// For each level being planned, the client's response keys there: (key, name, args).
-    level_keys: Vec<Vec<(Name, Name, String)>>,
+    /// Every field the client selects at each response path (fragments flattened), to keep the
+    /// planner's own fields from taking the client's response keys, whichever fetch adds them.
+    client_at: HashMap<Vec<PathElem>, SelectionSet>,
     /// Selections a deeper level adds to an ancestor level: (group, path, selection).
     pending: Vec<(usize, Vec<PathElem>, SelectionSet)>,
     /// The hand-offs being planned, outermost first: (path, parent type, field). Handing off
@@ -107,7 +108,7 @@ impl<'a> Builder<'a> {
             touched: Vec::new(),
             pending: Vec::new(),
             handing_off: Vec::new(),
-            level_keys: Vec::new(),
+            client_at: HashMap::new(),
             empty_document: ExecutableDocument::new(),
             field_sets: HashMap::new(),
         }
@@ -344,38 +345,36 @@ impl<'a> Builder<'a> {
                 .is_some_and(|t| t.is_interface_object)
     }
 
-    /// Plans `set` at `ctx`; returns what `ctx.group` selects at this level.
-    fn select(&mut self, ctx: &Ctx, set: &SelectionSet) -> Result<SelectionSet, PlanError> {
-        let mut keys = Vec::new();
-        client_keys(set, &mut keys);
-        self.level_keys.push(keys);
-        let selected = self.select_level(ctx, set);
-        self.level_keys.pop();
-        selected
-    }
-
-    /// The response keys the client uses at the level being planned, with what they select.
-    fn client_key_taken(&self, field: &Field) -> bool {
-        self.level_keys.last().is_some_and(|keys| {
-            keys.iter().any(|(key, name, args)| {
-                *key == field.key && (*name != field.name || *args != field.args)
-            })
-        })
-    }
-
-    /// Gives fields the planner adds (keys, requirements) a key of their own where the
-    /// client already uses their name for something else at this level.
-    fn avoid_client_keys(&self, mut set: SelectionSet) -> SelectionSet {
-        for item in &mut set.items {
-            if let Selection::Field(field) = item
-                && self.client_key_taken(field)
-            {
-                let alias = Name::new_unchecked(&format!("_tessera_key_{}", field.name));
-                field.key = alias.clone();
-                field.alias = Some(alias);
+    /// Notes what the client selects at every response path of `operation`, so that fields
+    /// the planner adds anywhere can keep clear of the client's response keys there.
+    pub fn index_client_selections(&mut self, operation: &super::Operation) {
+        let mut stack: Vec<(Vec<PathElem>, &SelectionSet)> =
+            vec![(Vec::new(), &operation.selection)];
+        while let Some((path, set)) = stack.pop() {
+            let mut fields = Vec::new();
+            all_fields(set, &mut fields);
+            for field in fields {
+                self.client_at
+                    .entry(path.clone())
+                    .or_default()
+                    .items
+                    .push(Selection::Field(field.clone()));
+                if !field.selection.items.is_empty() {
+                    stack.push((child_path(&path, field), &field.selection));
+                }
             }
         }
-        set
+    }
+
+    /// Plans `set` at `ctx`; returns what `ctx.group` selects at this level.
+    fn select(&mut self, ctx: &Ctx, set: &SelectionSet) -> Result<SelectionSet, PlanError> {
+        self.select_level(ctx, set)
+    }
+
+    /// Gives fields the planner adds (keys, requirements) at `ctx`'s path a response key of
+    /// their own wherever the client uses theirs for something else, there and inside them.
+    fn avoid_client_keys(&self, ctx: &Ctx, set: SelectionSet) -> SelectionSet {
+        avoid_keys(set, self.client_at.get(&ctx.path))
     }
 
     fn select_level(&mut self, ctx: &Ctx, set: &SelectionSet) -> Result<SelectionSet, PlanError> {
@@ -678,5 +677,63 @@ impl<'a> Builder<'a> {
                 !self.graph_knows_member(graph, outer, t)
                     || self.graph_knows_member(graph, inner, t)
             })
+    }
+}
+
+/// `set` (fields the planner adds) with a key of its own for every field whose response key
+/// `client` uses for another field or arguments; a field that shares its key with the
+/// client's same field merges with it, so its sub-selection is checked against theirs.
+fn avoid_keys(mut set: SelectionSet, client: Option<&SelectionSet>) -> SelectionSet {
+    for item in &mut set.items {
+        match item {
+            Selection::Field(field) => {
+                let mut same_key = Vec::new();
+                if let Some(client) = client {
+                    fields_with_key(client, &field.key, &mut same_key);
+                }
+                if same_key
+                    .iter()
+                    .any(|c| c.name != field.name || c.args != field.args)
+                {
+                    let alias = Name::new_unchecked(&format!("_tessera_key_{}", field.name));
+                    field.key = alias.clone();
+                    field.alias = Some(alias);
+                } else if !field.selection.items.is_empty() && !same_key.is_empty() {
+                    let mut below = SelectionSet::default();
+                    for client_field in same_key {
+                        below
+                            .items
+                            .extend(client_field.selection.items.iter().cloned());
+                    }
+                    field.selection =
+                        avoid_keys(std::mem::take(&mut field.selection), Some(&below));
+                }
+            }
+            Selection::Fragment(fragment) => {
+                fragment.selection = avoid_keys(std::mem::take(&mut fragment.selection), client);
+            }
+        }
+    }
+    set
+}
+
+/// Every field of `set`, fragments included.
+fn all_fields<'a>(set: &'a SelectionSet, out: &mut Vec<&'a Field>) {
+    for item in &set.items {
+        match item {
+            Selection::Field(field) => out.push(field),
+            Selection::Fragment(fragment) => all_fields(&fragment.selection, out),
+        }
+    }
+}
+
+/// Every field of `set` (fragments included) with response key `key`.
+fn fields_with_key<'a>(set: &'a SelectionSet, key: &Name, out: &mut Vec<&'a Field>) {
+    for item in &set.items {
+        match item {
+            Selection::Field(field) if field.key == *key => out.push(field),
+            Selection::Field(_) => {}
+            Selection::Fragment(fragment) => fields_with_key(&fragment.selection, key, out),
+        }
     }
 }

@@ -173,15 +173,3 @@ pub(super) fn inputs_conflict(a: &SelectionSet, b: &SelectionSet) -> bool {
         })
     })
 }
-
-/// Every field's (response key, name, arguments) at one level, fragments included.
-pub(super) fn client_keys(set: &SelectionSet, out: &mut Vec<(Name, Name, String)>) {
-    for item in &set.items {
-        match item {
-            Selection::Field(field) => {
-                out.push((field.key.clone(), field.name.clone(), field.args.clone()))
-            }
-            Selection::Fragment(fragment) => client_keys(&fragment.selection, out),
-        }
-    }
-}
