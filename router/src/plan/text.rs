@@ -54,16 +54,16 @@ pub fn write_selection(out: &mut String, set: &SelectionSet) {
     out.push('}');
 }
 
+/// One variable of a condition and the value it must have.
+type ConditionPair = (Name, bool);
+
 /// The first `@skip` and the first `@include` of a condition (written on the selection
 /// itself, in the condition's order), and the rest (each written on an inline fragment around
 /// it).
-fn split_condition(pairs: &[(Name, bool)]) -> (Vec<&(Name, bool)>, Vec<&(Name, bool)>) {
-    let (mut own, mut outer) = (Vec::new(), Vec::new());
+fn split_condition(pairs: &[ConditionPair]) -> (Vec<&ConditionPair>, Vec<&ConditionPair>) {
+    let (mut own, mut outer): (Vec<&ConditionPair>, Vec<&ConditionPair>) = (Vec::new(), Vec::new());
     for pair in pairs {
-        if own
-            .iter()
-            .any(|(_, expected): &&(Name, bool)| *expected == pair.1)
-        {
+        if own.iter().any(|(_, expected)| *expected == pair.1) {
             outer.push(pair);
         } else {
             own.push(pair);
@@ -72,7 +72,7 @@ fn split_condition(pairs: &[(Name, bool)]) -> (Vec<&(Name, bool)>, Vec<&(Name, b
     (own, outer)
 }
 
-fn write_directive(out: &mut String, (variable, expected): &(Name, bool)) {
+fn write_directive(out: &mut String, (variable, expected): &ConditionPair) {
     let directive = if *expected { "include" } else { "skip" };
     let _ = write!(out, " @{directive}(if: ${variable})");
 }

@@ -110,7 +110,7 @@ impl Lending {
         let loans = schema(LoansQuery);
         let options = async_graphql::SDLExportOptions::new().federation();
         let sdl = (
-            catalog.sdl_with_options(options.clone()),
+            catalog.sdl_with_options(options),
             loans.sdl_with_options(options),
         );
         Self {
