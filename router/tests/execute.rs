@@ -243,7 +243,14 @@ async fn the_concrete_type_below_an_interface_object_comes_from_the_subgraph_tha
             "__typename": "Company", "id": "c1", "balance": 99, "vatNumber": "EU123",
         } } }),
     );
-    assert_eq!(accounts.identity.request_count(), 1);
+    // First the concrete type, then the implementations' fields as entities of that type:
+    // the interface's own reference resolver need not return them.
+    let requests = accounts.identity.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        requests[1]["variables"]["representations"],
+        json!([{ "__typename": "Company", "id": "c1" }])
+    );
 }
 
 // ---- null propagation ------------------------------------------------------------------------
@@ -633,6 +640,25 @@ async fn a_client_alias_over_a_nested_key_field_keeps_the_clients_value_and_the_
             { "org": { "id": "Org" }, "lentAs": "b2@o2" },
         ] } }),
     );
+}
+
+#[tokio::test]
+async fn response_keys_come_in_the_order_the_operation_collects_them() {
+    let shop = Bookshop::start().await;
+    let body = execute(
+        &shop.engine(),
+        "query($yes: Boolean!) { books { ... on Book { title } } books @include(if: $yes) { isbn ... on Book { weight } } }",
+        json!({ "yes": true }),
+    )
+    .await;
+    // Field collection: `title`, then `isbn`, then `weight` (the fragment's fields where the
+    // fragment stands), not the two fragments' fields side by side.
+    let first = &body["data"]["books"][0];
+    let keys: Vec<&String> = first
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["title", "isbn", "weight"], "{body}");
 }
 
 // ---- configuration ---------------------------------------------------------------------------

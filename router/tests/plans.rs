@@ -478,3 +478,23 @@ plan_snapshot!(
     "library",
     "query($a: Boolean!, $b: Boolean!) { books { title } ... @skip(if: $a) { books @skip(if: $b) { year } } }"
 );
+
+// ---- shapes subgraphs refuse (gallery.graphql) -----------------------------------------------
+
+plan_snapshot!(
+    a_fragment_no_object_of_the_declared_type_can_match_is_left_out,
+    "gallery",
+    "{ paintings { ... on Similar { similar { ... on Sculpture { id } } } } }"
+);
+
+plan_snapshot!(
+    a_conditional_fragment_on_a_shared_root_field_is_split_per_subgraph,
+    "gallery",
+    "query($s: Boolean!) { exhibit { name ... on Exhibit @skip(if: $s) { name price } } }"
+);
+
+plan_snapshot!(
+    one_response_key_with_different_types_below_two_fragments_is_aliased,
+    "gallery",
+    "{ accounts { ... on Member { similar { ... on Member { id } } } ... on Guest { similar { ... on Guest { id } } } } }"
+);

@@ -150,11 +150,14 @@ impl<'a> Shaper<'a> {
                         continue;
                     }
                     match out.iter_mut().find(|(key, _)| **key == field.key) {
+                        // The sub-selections follow one another, as GraphQL's field collection
+                        // merges them: collecting the next level then keeps their order.
                         Some((_, existing)) => {
-                            crate::plan::operation::merge_into(
-                                &mut existing.to_mut().selection,
-                                field.selection.clone(),
-                            );
+                            existing
+                                .to_mut()
+                                .selection
+                                .items
+                                .extend(field.selection.items.iter().cloned());
                         }
                         None => out.push((&field.key, Cow::Borrowed(field))),
                     }

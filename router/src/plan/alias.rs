@@ -2,9 +2,9 @@
 //!
 //! Fragments on different types may select one response key with different types in the
 //! subgraph (`id: ID!` on one type, `id: ID` on another) or different arguments; GraphQL
-//! validation rejects such an operation. Later occurrences get an alias of their own, and the
-//! fetch carries [`Rename`]s that move the values back under the client's key when the response
-//! arrives.
+//! validation rejects such an operation, also when the two sit deeper, below two fields that
+//! share a response key. Later occurrences get an alias of their own, and the fetch carries
+//! [`Rename`]s that move the values back under the client's key when the response arrives.
 
 use apollo_compiler::Name;
 
@@ -35,7 +35,39 @@ pub fn dealias(
     set: &SelectionSet,
 ) -> (SelectionSet, Vec<Rename>) {
     let mut counter = 0;
-    dealias_level(sg, graph, parent, set, &mut counter)
+    let mut level = Level::default();
+    let mut renames = Vec::new();
+    let out = rewrite(
+        sg,
+        graph,
+        parent,
+        set,
+        &mut counter,
+        &mut level,
+        &mut renames,
+    );
+    (out, renames)
+}
+
+/// What one response path already holds: every (key, signature, key used) at it, and the same
+/// for each response key below it, shared by every field that writes that key.
+#[derive(Default)]
+struct Level {
+    seen: Vec<(Name, String, Name)>,
+    below: Vec<(Name, Level)>,
+}
+
+impl Level {
+    fn below(&mut self, key: &Name) -> &mut Level {
+        let at = match self.below.iter().position(|(k, _)| k == key) {
+            Some(at) => at,
+            None => {
+                self.below.push((key.clone(), Level::default()));
+                self.below.len() - 1
+            }
+        };
+        &mut self.below[at].1
+    }
 }
 
 /// The field's type as the subgraph declares it, as text.
@@ -56,27 +88,13 @@ fn signature(sg: &Supergraph, graph: GraphId, parent: &str, field: &Field) -> St
     )
 }
 
-fn dealias_level(
-    sg: &Supergraph,
-    graph: GraphId,
-    parent: &Name,
-    set: &SelectionSet,
-    counter: &mut usize,
-) -> (SelectionSet, Vec<Rename>) {
-    // Every field at this level, fragments included: (key, signature) in order.
-    let mut seen: Vec<(Name, String, Name)> = Vec::new();
-    let mut renames = Vec::new();
-    let out = rewrite(sg, graph, parent, set, counter, &mut seen, &mut renames);
-    (out, renames)
-}
-
 fn rewrite(
     sg: &Supergraph,
     graph: GraphId,
     parent: &Name,
     set: &SelectionSet,
     counter: &mut usize,
-    seen: &mut Vec<(Name, String, Name)>,
+    level: &mut Level,
     renames: &mut Vec<Rename>,
 ) -> SelectionSet {
     let mut out = SelectionSet::default();
@@ -85,7 +103,7 @@ fn rewrite(
             Selection::Field(field) => {
                 let mut field = field.clone();
                 let signature = signature(sg, graph, parent, &field);
-                let existing = seen.iter().find(|(key, _, _)| *key == field.key);
+                let existing = level.seen.iter().find(|(key, _, _)| *key == field.key);
                 let new_key = match existing {
                     Some((_, sig, used)) if *sig == signature => Some(used.clone()),
                     Some(_) => None,
@@ -99,11 +117,12 @@ fn rewrite(
                         Name::new_unchecked(&format!("_tessera_{}_{original}", *counter))
                     }
                 };
-                if !seen
+                if !level
+                    .seen
                     .iter()
                     .any(|(k, s, _)| *k == original && *s == signature)
                 {
-                    seen.push((original.clone(), signature, key.clone()));
+                    level.seen.push((original.clone(), signature, key.clone()));
                 }
                 let child_type = sg
                     .join
@@ -113,8 +132,16 @@ fn rewrite(
                         Name::new_unchecked(t.trim_matches(|c| c == '[' || c == ']' || c == '!'))
                     })
                     .unwrap_or_else(|| field.type_name().clone());
-                let (selection, children) =
-                    dealias_level(sg, graph, &child_type, &field.selection, counter);
+                let mut children = Vec::new();
+                let selection = rewrite(
+                    sg,
+                    graph,
+                    &child_type,
+                    &field.selection,
+                    counter,
+                    level.below(&key),
+                    &mut children,
+                );
                 field.selection = selection;
                 let renamed = key != original;
                 if renamed {
@@ -140,7 +167,7 @@ fn rewrite(
                     &fragment.on,
                     &fragment.selection,
                     counter,
-                    seen,
+                    level,
                     renames,
                 );
                 out.items.push(Selection::Fragment(fragment));

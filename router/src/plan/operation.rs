@@ -290,7 +290,7 @@ pub fn normalize(
                         depth + 1,
                     ),
                 };
-                push_field(&mut out, normalized);
+                push_in_order(&mut out, Selection::Field(normalized));
             }
             executable::Selection::InlineFragment(fragment) => {
                 let Some(condition) = condition_of(&fragment.directives) else {
@@ -350,7 +350,8 @@ pub fn push_field(out: &mut SelectionSet, field: Field) {
     out.items.push(Selection::Field(field));
 }
 
-/// Adds an inline fragment; one on the parent type without a condition is flattened.
+/// Adds an inline fragment of the client's operation; one on the parent type without a
+/// condition is flattened.
 fn push_fragment(
     out: &mut SelectionSet,
     parent: &Name,
@@ -359,23 +360,60 @@ fn push_fragment(
     selection: SelectionSet,
 ) {
     if &on == parent && condition.is_always() {
-        merge_into(out, selection);
+        for item in selection.items {
+            push_in_order(out, item);
+        }
         return;
     }
-    for item in &mut out.items {
-        if let Selection::Fragment(existing) = item
-            && existing.on == on
-            && existing.condition == condition
-        {
-            merge_into(&mut existing.selection, selection);
-            return;
+    push_in_order(
+        out,
+        Selection::Fragment(Fragment {
+            on,
+            condition,
+            selection,
+        }),
+    );
+}
+
+/// Adds a selection of the client's operation, merging it into an earlier one only where that
+/// keeps the order in which a response's keys appear (GraphQL's field collection: in
+/// document order, the sub-selections of one response key merged in the order they appear).
+/// So a field merges into the same field only when nothing that could also produce its key
+/// (a fragment, or the key under another condition) stands between them, and a fragment only
+/// into the same fragment right before it.
+fn push_in_order(out: &mut SelectionSet, item: Selection) {
+    match item {
+        Selection::Field(field) => {
+            let last_same_key = out.items.iter().rposition(|i| match i {
+                Selection::Field(f) => f.key == field.key,
+                Selection::Fragment(_) => true,
+            });
+            if let Some(at) = last_same_key
+                && let Selection::Field(existing) = &mut out.items[at]
+                && existing.condition == field.condition
+                && existing.name == field.name
+                && existing.args == field.args
+            {
+                for inner in field.selection.items {
+                    push_in_order(&mut existing.selection, inner);
+                }
+                return;
+            }
+            out.items.push(Selection::Field(field));
+        }
+        Selection::Fragment(fragment) => {
+            if let Some(Selection::Fragment(existing)) = out.items.last_mut()
+                && existing.on == fragment.on
+                && existing.condition == fragment.condition
+            {
+                for inner in fragment.selection.items {
+                    push_in_order(&mut existing.selection, inner);
+                }
+                return;
+            }
+            out.items.push(Selection::Fragment(fragment));
         }
     }
-    out.items.push(Selection::Fragment(Fragment {
-        on,
-        condition,
-        selection,
-    }));
 }
 
 /// Merges `other`'s selections into `target`.

@@ -539,7 +539,7 @@ impl Builder<'_> {
         let target_ctx = Ctx {
             group: target,
             graph,
-            parent: interface,
+            parent: interface.clone(),
             path: ctx.path.clone(),
             provides: None,
             condition: ctx.condition.clone(),
@@ -547,10 +547,73 @@ impl Builder<'_> {
             shared_members: None,
             frames: Vec::new(),
         };
+        // The subgraph answers with the concrete type. A fragment on one of them is then asked
+        // of a subgraph that resolves that type as an entity, with a representation of that
+        // type, once the type is known: the interface's own resolver need not return the
+        // implementation's fields.
+        if let Selection::Fragment(fragment) = &item
+            && self.concrete_type_handoff(ctx, target, fragment, out)?
+        {
+            let mut selected = SelectionSet::default();
+            prepend_typename(&mut selected);
+            merge_into(&mut self.groups[target].selection, selected);
+            self.touched.push(target);
+            return Ok(true);
+        }
         let mut selected = self.select(&target_ctx, &SelectionSet { items: vec![item] })?;
         prepend_typename(&mut selected);
         merge_into(&mut self.groups[target].selection, selected);
         self.touched.push(target);
+        Ok(true)
+    }
+
+    /// Plans `fragment` (on an object type implementing the interface at `ctx`) as entity
+    /// fetches keyed on that object type, after group `typename_group` has told each object's
+    /// concrete type. Returns false (planning nothing) when that type is no entity a subgraph
+    /// other than `ctx`'s can be asked for.
+    fn concrete_type_handoff(
+        &mut self,
+        ctx: &Ctx,
+        typename_group: usize,
+        fragment: &Fragment,
+        out: &mut SelectionSet,
+    ) -> Result<bool, PlanError> {
+        let on = &fragment.on;
+        if self.sg.is_abstract(on) {
+            return Ok(false);
+        }
+        let resolvable = self.sg.join.type_graphs(on).iter().any(|t| {
+            t.graph != ctx.graph && !t.is_interface_object && t.keys.iter().any(|k| k.resolvable)
+        });
+        if !resolvable {
+            return Ok(false);
+        }
+        let snapshot = self.snapshot(out);
+        let groups_before = self.groups.len();
+        // Keys come from the interface object the current subgraph returns (it does not know
+        // the implementation); the fetch is keyed on the implementation.
+        let concrete = Ctx {
+            condition: ctx.condition.and(&fragment.condition),
+            hops: ctx.hops + 1,
+            ..ctx.clone()
+        };
+        for item in &fragment.selection.items {
+            let planned = match item {
+                Selection::Field(field) if field.name == "__typename" => Ok(true),
+                Selection::Field(field) => self.entity_handoff(&concrete, on, field, out),
+                Selection::Fragment(_) => Ok(false),
+            };
+            match planned {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    self.restore(snapshot, out);
+                    return Ok(false);
+                }
+            }
+        }
+        for group in groups_before..self.groups.len() {
+            self.groups[group].deps.insert(typename_group);
+        }
         Ok(true)
     }
 }

@@ -145,11 +145,9 @@ impl<'a> Builder<'a> {
         if sequential || field.selection.items.is_empty() || graphs.len() < 2 {
             return Err(error);
         }
-        for item in &field.selection.items {
+        for item in single_field_pieces(&field.selection) {
             let part = Field {
-                selection: SelectionSet {
-                    items: vec![item.clone()],
-                },
+                selection: SelectionSet { items: vec![item] },
                 ..field.clone()
             };
             let mut planned = false;
@@ -335,6 +333,17 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// The named type of `parent.field` as the supergraph declares it on `parent`.
+    fn declared_type(&self, parent: &str, field: &str) -> Option<Name> {
+        use apollo_compiler::schema::ExtendedType;
+        let ty = match self.sg.type_def(parent)? {
+            ExtendedType::Object(o) => &o.fields.get(field)?.ty,
+            ExtendedType::Interface(i) => &i.fields.get(field)?.ty,
+            _ => return None,
+        };
+        Some(ty.inner_named_type().clone())
+    }
+
     /// Whether `ctx`'s subgraph sees the parent interface as an object (`@interfaceObject`).
     fn interface_object_here(&self, ctx: &Ctx) -> bool {
         self.sg.is_interface(&ctx.parent)
@@ -435,6 +444,9 @@ impl<'a> Builder<'a> {
         }
         // The subgraph may declare a narrower type (`@join__field(type:)`), e.g. an object
         // where the supergraph has a union: plan against what it returns.
+        // Otherwise the type the parent object declares, which may be narrower than the
+        // interface the client selected the field through (`Book.similar: [Book]` where the
+        // client asked `... on Similar { similar }`).
         let child_type = self
             .sg
             .join
@@ -442,6 +454,7 @@ impl<'a> Builder<'a> {
             .and_then(|f| f.type_in_graph)
             .map(|t| named_type_of(&t))
             .filter(|t| self.sg.is_composite(t))
+            .or_else(|| self.declared_type(&ctx.parent, &field.name))
             .unwrap_or_else(|| field.type_name().clone());
         let mut provides = provided_sub(ctx.provides.as_ref(), &ctx.parent, &field.name);
         if let Some(declared) = self
@@ -736,4 +749,25 @@ fn fields_with_key<'a>(set: &'a SelectionSet, key: &Name, out: &mut Vec<&'a Fiel
             Selection::Fragment(fragment) => fields_with_key(&fragment.selection, key, out),
         }
     }
+}
+
+/// `set` cut into pieces of one field each: a fragment becomes one copy of itself per field
+/// inside it (keeping its type condition and `@skip`/`@include`), so each piece can go to a
+/// subgraph that resolves it.
+fn single_field_pieces(set: &SelectionSet) -> Vec<Selection> {
+    let mut out = Vec::new();
+    for item in &set.items {
+        match item {
+            Selection::Field(_) => out.push(item.clone()),
+            Selection::Fragment(fragment) => {
+                for inner in single_field_pieces(&fragment.selection) {
+                    out.push(Selection::Fragment(Fragment {
+                        selection: SelectionSet { items: vec![inner] },
+                        ..fragment.clone()
+                    }));
+                }
+            }
+        }
+    }
+    out
 }
