@@ -498,3 +498,9 @@ plan_snapshot!(
     "gallery",
     "{ accounts { ... on Member { similar { ... on Member { id } } } ... on Guest { similar { ... on Guest { id } } } } }"
 );
+
+plan_snapshot!(
+    a_fragment_below_an_interface_object_splits_its_fields_between_the_concrete_type_and_the_interface,
+    "accounts",
+    "{ richest { ... on Company { vatNumber balance } } }"
+);

@@ -153,11 +153,10 @@ impl<'a> Shaper<'a> {
                         // The sub-selections follow one another, as GraphQL's field collection
                         // merges them: collecting the next level then keeps their order.
                         Some((_, existing)) => {
-                            existing
-                                .to_mut()
-                                .selection
-                                .items
-                                .extend(field.selection.items.iter().cloned());
+                            let merged = &mut existing.to_mut().selection;
+                            for inner in &field.selection.items {
+                                crate::plan::operation::push_in_order(merged, inner.clone());
+                            }
                         }
                         None => out.push((&field.key, Cow::Borrowed(field))),
                     }

@@ -381,7 +381,7 @@ fn push_fragment(
 /// So a field merges into the same field only when nothing that could also produce its key
 /// (a fragment, or the key under another condition) stands between them, and a fragment only
 /// into the same fragment right before it.
-fn push_in_order(out: &mut SelectionSet, item: Selection) {
+pub fn push_in_order(out: &mut SelectionSet, item: Selection) {
     match item {
         Selection::Field(field) => {
             let last_same_key = out.items.iter().rposition(|i| match i {

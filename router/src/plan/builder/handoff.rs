@@ -551,15 +551,16 @@ impl Builder<'_> {
         // of a subgraph that resolves that type as an entity, with a representation of that
         // type, once the type is known: the interface's own resolver need not return the
         // implementation's fields.
-        if let Selection::Fragment(fragment) = &item
-            && self.concrete_type_handoff(ctx, target, fragment, out)?
-        {
-            let mut selected = SelectionSet::default();
-            prepend_typename(&mut selected);
-            merge_into(&mut self.groups[target].selection, selected);
-            self.touched.push(target);
-            return Ok(true);
-        }
+        let item = match item {
+            Selection::Fragment(fragment) => {
+                let rest = self.concrete_type_handoff(ctx, target, &fragment, out)?;
+                Selection::Fragment(Fragment {
+                    selection: rest,
+                    ..fragment
+                })
+            }
+            field => field,
+        };
         let mut selected = self.select(&target_ctx, &SelectionSet { items: vec![item] })?;
         prepend_typename(&mut selected);
         merge_into(&mut self.groups[target].selection, selected);
@@ -567,29 +568,29 @@ impl Builder<'_> {
         Ok(true)
     }
 
-    /// Plans `fragment` (on an object type implementing the interface at `ctx`) as entity
-    /// fetches keyed on that object type, after group `typename_group` has told each object's
-    /// concrete type. Returns false (planning nothing) when that type is no entity a subgraph
-    /// other than `ctx`'s can be asked for.
+    /// Plans the fields of `fragment` (on an object type implementing the interface at `ctx`)
+    /// as entity fetches keyed on that object type, after group `typename_group` has told each
+    /// object's concrete type. Returns what it could not plan so (everything when the type is
+    /// no entity a subgraph other than `ctx`'s can be asked for), for the interface's fetch.
     fn concrete_type_handoff(
         &mut self,
         ctx: &Ctx,
         typename_group: usize,
         fragment: &Fragment,
         out: &mut SelectionSet,
-    ) -> Result<bool, PlanError> {
+    ) -> Result<SelectionSet, PlanError> {
         let on = &fragment.on;
-        if self.sg.is_abstract(on) {
-            return Ok(false);
-        }
-        let resolvable = self.sg.join.type_graphs(on).iter().any(|t| {
-            t.graph != ctx.graph && !t.is_interface_object && t.keys.iter().any(|k| k.resolvable)
-        });
+        let resolvable = !self.sg.is_abstract(on)
+            && self.sg.join.type_graphs(on).iter().any(|t| {
+                t.graph != ctx.graph
+                    && !t.is_interface_object
+                    && t.keys.iter().any(|k| k.resolvable)
+            });
         if !resolvable {
-            return Ok(false);
+            return Ok(fragment.selection.clone());
         }
-        let snapshot = self.snapshot(out);
         let groups_before = self.groups.len();
+        let mut rest = SelectionSet::default();
         // Keys come from the interface object the current subgraph returns (it does not know
         // the implementation); the fetch is keyed on the implementation.
         let concrete = Ctx {
@@ -598,22 +599,38 @@ impl Builder<'_> {
             ..ctx.clone()
         };
         for item in &fragment.selection.items {
-            let planned = match item {
-                Selection::Field(field) if field.name == "__typename" => Ok(true),
-                Selection::Field(field) => self.entity_handoff(&concrete, on, field, out),
-                Selection::Fragment(_) => Ok(false),
+            let Selection::Field(field) = item else {
+                rest.items.push(item.clone());
+                continue;
             };
-            match planned {
+            if field.name == "__typename" {
+                rest.items.push(item.clone());
+                continue;
+            }
+            // A field of the interface object itself stays where it is: the shaper shows it
+            // only on objects of the fragment's type.
+            if self.declared_type(&ctx.parent, &field.name).is_some()
+                && self.local(ctx.graph, &ctx.parent, &field.name, ctx.provides.as_ref())
+            {
+                let single = SelectionSet {
+                    items: vec![item.clone()],
+                };
+                let selected = self.select(&concrete, &single)?;
+                merge_into(out, selected);
+                continue;
+            }
+            let snapshot = self.snapshot(out);
+            match self.entity_handoff(&concrete, on, field, out) {
                 Ok(true) => {}
                 Ok(false) | Err(_) => {
                     self.restore(snapshot, out);
-                    return Ok(false);
+                    rest.items.push(item.clone());
                 }
             }
         }
         for group in groups_before..self.groups.len() {
             self.groups[group].deps.insert(typename_group);
         }
-        Ok(true)
+        Ok(rest)
     }
 }

@@ -334,7 +334,7 @@ impl<'a> Builder<'a> {
     }
 
     /// The named type of `parent.field` as the supergraph declares it on `parent`.
-    fn declared_type(&self, parent: &str, field: &str) -> Option<Name> {
+    pub(super) fn declared_type(&self, parent: &str, field: &str) -> Option<Name> {
         use apollo_compiler::schema::ExtendedType;
         let ty = match self.sg.type_def(parent)? {
             ExtendedType::Object(o) => &o.fields.get(field)?.ty,
