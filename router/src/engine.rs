@@ -82,6 +82,9 @@ pub struct RequestContext {
     pub expose_plan: bool,
     /// The negotiated response media type; it decides the status of request errors.
     pub media_type: ResponseMediaType,
+    /// The transport can carry a stream of responses (WebSocket, SSE, multipart): a
+    /// subscription may be prepared (see [`Engine::prepare_subscription`]).
+    pub streaming: bool,
 }
 
 /// A response ready for the transport.
@@ -185,6 +188,44 @@ struct Prepared {
 
 type CacheKey = (String, Option<String>);
 
+/// A request validated, its variables coerced and its operation planned.
+struct Ready {
+    prepared: Arc<Prepared>,
+    plan: Arc<QueryPlan>,
+    variables: Map<String, Value>,
+    introspection: Option<request::Introspection>,
+    kind: OperationType,
+}
+
+/// An operation ready to run on a streaming transport: its plan, coerced variables and the
+/// headers its subgraph requests carry.
+pub struct PlannedOperation {
+    prepared: Arc<Prepared>,
+    /// The plan (for a subscription, a [`crate::plan::PlanNode::Subscription`] at its root).
+    pub plan: Arc<QueryPlan>,
+    /// The coerced variables.
+    pub variables: Map<String, Value>,
+    /// The headers the rules give each subgraph for this client.
+    pub headers: SubgraphHeaders,
+    /// Query, mutation or subscription.
+    pub kind: OperationType,
+}
+
+impl PlannedOperation {
+    /// How large the executor's data grew when it last ran this plan.
+    pub fn sizes(&self) -> &RunSizes {
+        &self.prepared.sizes
+    }
+}
+
+impl std::fmt::Debug for PlannedOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedOperation")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The request pipeline over one supergraph.
 pub struct Engine {
     supergraph: Arc<Supergraph>,
@@ -276,15 +317,15 @@ impl Engine {
         &self.executor
     }
 
-    async fn run(
+    /// Validates, plans and prepares `request` up to execution.
+    fn ready(
         &self,
-        request: GraphQLRequest,
+        request: &GraphQLRequest,
         ctx: RequestContext,
-        client_headers: &HeaderMap,
-    ) -> Result<EngineResponse, (RequestFailure, Vec<GraphQLError>)> {
+    ) -> Result<Ready, (RequestFailure, Vec<GraphQLError>)> {
         let query = match request.query.as_deref() {
             Some(query) if !query.trim().is_empty() => query,
-            _ => return Err(missing_query(&request)),
+            _ => return Err(missing_query(request)),
         };
         // Some clients send `"operationName": ""` for "no name".
         let operation_name = request.operation_name.as_deref().filter(|n| !n.is_empty());
@@ -301,6 +342,51 @@ impl Engine {
                 .map_err(|e| (RequestFailure::Request, vec![e]))?;
         let introspection = self.introspection(document, operation, &variables)?;
         let plan = self.plan_of(&prepared, operation_name)?;
+        let kind = operation.operation_type;
+        Ok(Ready {
+            prepared,
+            plan,
+            variables,
+            introspection,
+            kind,
+        })
+    }
+
+    /// Validates and plans a subscription (or any operation, for a streaming transport that
+    /// also carries queries and mutations): the subscription stage runs it.
+    pub fn prepare_operation(
+        &self,
+        request: &GraphQLRequest,
+        ctx: RequestContext,
+        client_headers: &HeaderMap,
+    ) -> Result<PlannedOperation, Vec<GraphQLError>> {
+        let ctx = RequestContext {
+            streaming: true,
+            ..ctx
+        };
+        let ready = self.ready(request, ctx).map_err(|(_, errors)| errors)?;
+        Ok(PlannedOperation {
+            headers: self.subgraph_headers(client_headers),
+            prepared: ready.prepared,
+            plan: ready.plan,
+            variables: ready.variables,
+            kind: ready.kind,
+        })
+    }
+
+    async fn run(
+        &self,
+        request: GraphQLRequest,
+        ctx: RequestContext,
+        client_headers: &HeaderMap,
+    ) -> Result<EngineResponse, (RequestFailure, Vec<GraphQLError>)> {
+        let Ready {
+            prepared,
+            plan,
+            variables,
+            introspection,
+            ..
+        } = self.ready(&request, ctx)?;
 
         let (introspection_data, mut early_errors) = match introspection {
             Some(result) => (Some(result.data), result.errors),
@@ -389,11 +475,13 @@ impl Engine {
                 )],
             ));
         }
-        if operation.operation_type == OperationType::Subscription {
+        if operation.operation_type == OperationType::Subscription && !ctx.streaming {
             return Err((
                 RequestFailure::Request,
                 vec![GraphQLError::new(
-                    "subscriptions are not supported yet",
+                    "a subscription needs a streaming transport: a WebSocket (graphql-transport-ws \
+                     or graphql-ws), Server-Sent Events (Accept: text/event-stream) or multipart \
+                     (Accept: multipart/mixed;subscriptionSpec=1.0)",
                     codes::SUBSCRIPTIONS_NOT_SUPPORTED,
                 )],
             ));

@@ -81,8 +81,17 @@ pub mod codes {
     pub const SUBGRAPH_FETCH_FAILED: &str = "SUBGRAPH_FETCH_FAILED";
     /// A subgraph left a non-null field null.
     pub const NULL_IN_NON_NULL: &str = "RESPONSE_NULL_IN_NON_NULL_FIELD";
-    /// The operation is a subscription; the router does not serve subscriptions yet.
+    /// A subscription sent where a single response is expected (a plain POST or GET): it
+    /// needs WebSocket, Server-Sent Events or multipart.
     pub const SUBSCRIPTIONS_NOT_SUPPORTED: &str = "SUBSCRIPTIONS_NOT_SUPPORTED";
+    /// The subgraph serving a subscription went away and did not come back in time.
+    pub const SUBGRAPH_SUBSCRIPTION_FAILED: &str = "SUBGRAPH_SUBSCRIPTION_FAILED";
+    /// The supergraph changed and the subscription no longer validates against it.
+    pub const SUBSCRIPTION_SCHEMA_RELOAD: &str = "SUBSCRIPTION_SCHEMA_RELOAD";
+    /// A subscription limit (per connection, in total) is reached.
+    pub const SUBSCRIPTION_LIMIT: &str = "SUBSCRIPTION_LIMIT_EXCEEDED";
+    /// The router is shutting down.
+    pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
     /// The operation asks for `__schema` or `__type` and introspection is turned off.
     pub const INTROSPECTION_DISABLED: &str = "INTROSPECTION_DISABLED";
     /// The request carries only a persisted-query hash; the router has no persisted queries.

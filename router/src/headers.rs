@@ -56,6 +56,19 @@ impl HeaderList {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// The headers that make two requests' answers differ: all but the request id and trace
+    /// context, which are per request. Sharing (de-duplication, one upstream subscription for
+    /// identical client subscriptions) compares these.
+    pub fn identity(&self) -> HeaderList {
+        HeaderList(
+            self.0
+                .iter()
+                .filter(|(name, _)| !DEFAULT_PROPAGATED.contains(&name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     fn from_unsorted(mut headers: Vec<Header>) -> Self {
         headers.sort_by(|a, b| {
             a.0.as_str()
@@ -276,7 +289,7 @@ impl HeaderPolicy {
 }
 
 /// The headers of one client request, per subgraph (indexed like the supergraph's subgraphs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SubgraphHeaders(Vec<Arc<HeaderList>>);
 
 impl SubgraphHeaders {
@@ -284,6 +297,16 @@ impl SubgraphHeaders {
     pub fn get(&self, index: usize) -> &HeaderList {
         static EMPTY: HeaderList = HeaderList(Vec::new());
         self.0.get(index).map_or(&EMPTY, |list| list)
+    }
+
+    /// Every subgraph's [`HeaderList::identity`].
+    pub fn identity(&self) -> SubgraphHeaders {
+        SubgraphHeaders(
+            self.0
+                .iter()
+                .map(|list| Arc::new(list.identity()))
+                .collect(),
+        )
     }
 }
 

@@ -39,6 +39,7 @@ pub mod plan;
 pub mod reload;
 pub mod request;
 pub mod server;
+pub mod subscribe;
 pub mod supergraph;
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use crate::engine::Engine;
 pub struct Live {
     engine: ArcSwap<Engine>,
     composition_errors: ArcSwap<Vec<String>>,
+    /// Counts the engines put in service: live subscriptions watch it to re-plan.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Live {
@@ -20,7 +22,13 @@ impl Live {
         Self {
             engine: ArcSwap::new(engine.into()),
             composition_errors: ArcSwap::from_pointee(Vec::new()),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes each time another engine is put in service.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The engine to run one request on.
@@ -32,6 +40,7 @@ impl Live {
     pub fn replace(&self, engine: Engine) {
         self.engine.store(Arc::new(engine));
         self.composition_errors.store(Arc::new(Vec::new()));
+        self.generation.send_modify(|generation| *generation += 1);
     }
 
     /// Records that the latest recomposition failed; the engine in service stays.

@@ -24,6 +24,27 @@ struct Inner {
     subgraph_requests: IntCounterVec,
     subgraph_duration: HistogramVec,
     plan_cache: IntCounterVec,
+    subscriptions: SubscriptionMetrics,
+}
+
+/// The subscription path's metrics, resolved to their series once (the fan-out updates them
+/// per delivered message).
+#[derive(Clone)]
+pub struct SubscriptionMetrics {
+    /// Open subscription connections (WebSocket, SSE, multipart), by protocol.
+    pub connections: prometheus::IntGaugeVec,
+    /// Client subscriptions being served.
+    pub active: prometheus::IntGauge,
+    /// Subscriptions held open with subgraphs (shared by identical client subscriptions).
+    pub upstreams: prometheus::IntGauge,
+    /// Distinct client operations being completed per event.
+    pub groups: prometheus::IntGauge,
+    /// Events received from subgraphs.
+    pub events_received: prometheus::IntCounter,
+    /// Messages delivered to clients.
+    pub events_delivered: prometheus::IntCounter,
+    /// Time to complete one event with other subgraphs' fields (once per distinct operation).
+    pub enrichment: prometheus::Histogram,
 }
 
 impl std::fmt::Debug for RouterMetrics {
@@ -93,6 +114,7 @@ impl RouterMetrics {
                 "Plan cache lookups, by result (hit, miss)",
                 &["result"],
             ),
+            subscriptions: SubscriptionMetrics::register(&registry),
             registry,
         };
         Self {
@@ -142,6 +164,11 @@ impl RouterMetrics {
             .get()
     }
 
+    /// The subscription path's metrics.
+    pub fn subscriptions(&self) -> &SubscriptionMetrics {
+        &self.inner.subscriptions
+    }
+
     /// The metrics in Prometheus' text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -149,5 +176,67 @@ impl RouterMetrics {
             tracing::error!(error = %err, "encoding metrics failed");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl SubscriptionMetrics {
+    fn register(registry: &Registry) -> Self {
+        let register = |metric: Box<dyn prometheus::core::Collector>| {
+            registry.register(metric).expect("metric names are unique");
+        };
+        let connections = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "tessera_subscription_connections",
+                "Open subscription connections, by protocol",
+            ),
+            &["protocol"],
+        )
+        .expect("valid gauge options");
+        register(Box::new(connections.clone()));
+        let gauge = |name: &str, help: &str| {
+            let metric = prometheus::IntGauge::new(name, help).expect("valid gauge options");
+            register(Box::new(metric.clone()));
+            metric
+        };
+        let count = |name: &str, help: &str| {
+            let metric = prometheus::IntCounter::new(name, help).expect("valid counter options");
+            register(Box::new(metric.clone()));
+            metric
+        };
+        let enrichment = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tessera_subscription_enrichment_duration_seconds",
+                "Time to complete one event with other subgraphs' fields",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid histogram options");
+        register(Box::new(enrichment.clone()));
+        Self {
+            connections,
+            active: gauge(
+                "tessera_subscriptions_active",
+                "Client subscriptions being served",
+            ),
+            upstreams: gauge(
+                "tessera_subscription_upstreams_active",
+                "Subscriptions held open with subgraphs",
+            ),
+            groups: gauge(
+                "tessera_subscription_operations_active",
+                "Distinct client operations completed per event",
+            ),
+            events_received: count(
+                "tessera_subscription_events_received_total",
+                "Events received from subgraphs",
+            ),
+            events_delivered: count(
+                "tessera_subscription_events_delivered_total",
+                "Messages delivered to subscription clients",
+            ),
+            enrichment,
+        }
     }
 }

@@ -382,7 +382,13 @@ async fn browser_gets_graphiql_and_api_clients_do_not() {
 async fn graphiql_can_be_turned_off() {
     let supergraph = Supergraph::parse(FIXTURE).expect("fixture loads");
     let engine = Arc::new(Engine::new(supergraph, EngineConfig::default()));
-    let router = app(engine, &ServerConfig { graphiql: false });
+    let router = app(
+        engine,
+        &ServerConfig {
+            graphiql: false,
+            ..ServerConfig::default()
+        },
+    );
     let reply = send(router, get("/", Some("text/html"))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }

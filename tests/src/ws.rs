@@ -47,24 +47,14 @@ pub struct WsClient {
 impl WsClient {
     /// Opens `url` (`ws://…/graphql`), sends `connection_init` and waits for `connection_ack`.
     pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
-        let mut request = url
-            .into_client_request()
-            .with_context(|| format!("bad WebSocket URL {url}"))?;
-        request
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
-        let (socket, _) =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .with_context(|| format!("WebSocket handshake with {url} timed out"))?
-                .with_context(|| format!("WebSocket handshake with {url}"))?;
-        let mut client = WsClient {
-            socket,
-            pending: VecDeque::new(),
-            closed: None,
-        };
+        Self::connect_with(url, json!({})).await
+    }
+
+    /// [`connect`](Self::connect) with `payload` in `connection_init`.
+    pub async fn connect_with(url: &str, payload: Value) -> anyhow::Result<WsClient> {
+        let mut client = Self::open(url, Some(PROTOCOL)).await?;
         client
-            .send_json(&json!({ "type": "connection_init", "payload": {} }))
+            .send_json(&json!({ "type": "connection_init", "payload": payload }))
             .await?;
         let ack = client
             .next_message(CONNECT_TIMEOUT)
@@ -75,6 +65,30 @@ impl WsClient {
             "expected connection_ack, got {ack}"
         );
         Ok(client)
+    }
+
+    /// Opens `url` offering `protocol` (or none) and does nothing else: for tests of the
+    /// handshake and of protocol violations.
+    pub async fn open(url: &str, protocol: Option<&str>) -> anyhow::Result<WsClient> {
+        let mut request = url
+            .into_client_request()
+            .with_context(|| format!("bad WebSocket URL {url}"))?;
+        if let Some(protocol) = protocol {
+            request.headers_mut().insert(
+                SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(protocol).context("a header value")?,
+            );
+        }
+        let (socket, _) =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .with_context(|| format!("WebSocket handshake with {url} timed out"))?
+                .with_context(|| format!("WebSocket handshake with {url}"))?;
+        Ok(WsClient {
+            socket,
+            pending: VecDeque::new(),
+            closed: None,
+        })
     }
 
     /// Sends `subscribe` for `query` under `id`.
@@ -234,7 +248,7 @@ impl WsClient {
     }
 
     /// Sends one protocol message.
-    async fn send_json(&mut self, message: &Value) -> anyhow::Result<()> {
+    pub async fn send_json(&mut self, message: &Value) -> anyhow::Result<()> {
         self.send_raw(&message.to_string()).await
     }
 }

@@ -14,3 +14,4 @@ mod saga;
 mod schema_files;
 mod startup;
 mod statements;
+mod subscriptions;

@@ -24,12 +24,14 @@ const JSON: RequestContext = RequestContext {
     is_get: false,
     expose_plan: false,
     media_type: ResponseMediaType::Json,
+    streaming: false,
 };
 
 const GRAPHQL_JSON: RequestContext = RequestContext {
     is_get: false,
     expose_plan: false,
     media_type: ResponseMediaType::GraphQLResponseJson,
+    streaming: false,
 };
 
 fn first_code(response: &EngineResponse) -> String {

@@ -227,17 +227,21 @@ impl SubgraphClient {
         if !(self.dedupe && request.shareable) {
             return self.send(request.url, request.headers, request.body).await;
         }
+        // Per-request ids and trace context do not make answers differ: they stay out of the
+        // key (the shared request carries the first caller's).
         let key: FlightKey = (
             request.url.to_owned(),
-            request.headers.clone(),
+            request.headers.identity(),
             request.body.clone(),
         );
         let (reply, mut waiter) = {
             let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             let next_id = map.next_id;
+            let sent_headers = request.headers.clone();
             let flight = map.flights.entry(key.clone()).or_insert_with(|| {
                 let client = self.clone();
-                let (url, headers, body) = key.clone();
+                let (url, _, body) = key.clone();
+                let headers = sent_headers;
                 Flight {
                     id: next_id,
                     reply: async move { client.send(&url, &headers, body).await }

@@ -189,12 +189,39 @@ impl Executor {
         self.execute_with(&self.client, job, introspection).await
     }
 
+    /// Completes one event of a subscription plan: `event` is what the subscription's primary
+    /// yielded (a GraphQL response, as the subgraph sent it); the plan's rest runs on it like a
+    /// query, and the client's response comes back shaped.
+    pub async fn execute_event(&self, job: Job<'_>, event: Bytes) -> Response {
+        self.execute_event_with(&self.client, job, event).await
+    }
+
+    /// [`execute_event`](Self::execute_event), sending subgraph requests through `transport`.
+    pub async fn execute_event_with(
+        &self,
+        transport: &dyn Transport,
+        job: Job<'_>,
+        event: Bytes,
+    ) -> Response {
+        self.run_job(transport, job, None, Some(event)).await
+    }
+
     /// [`execute`](Self::execute), sending subgraph requests through `transport`.
     pub async fn execute_with(
         &self,
         transport: &dyn Transport,
         job: Job<'_>,
         introspection: Option<Map<String, Value>>,
+    ) -> Response {
+        self.run_job(transport, job, introspection, None).await
+    }
+
+    async fn run_job(
+        &self,
+        transport: &dyn Transport,
+        job: Job<'_>,
+        introspection: Option<Map<String, Value>>,
+        event: Option<Bytes>,
     ) -> Response {
         let Job {
             supergraph,
@@ -213,6 +240,18 @@ impl Executor {
             predictor: KeyPredictor::new(&plan.keys),
             errors: Vec::new(),
         };
+        if let (Some(event), Some(PlanNode::Subscription { primary, .. })) = (event, &plan.root) {
+            let prepared = Prepared {
+                fetch: primary.clone(),
+                body: Bytes::new(),
+                targets: None,
+            };
+            let reply = Reply {
+                status: 200,
+                body: event,
+            };
+            merge_response(&mut run, prepared, Ok(reply));
+        }
         if let Some(root) = &plan.root {
             self.run_node(root, &mut run).await;
         }
@@ -283,6 +322,12 @@ impl Executor {
                 PlanNode::Condition { condition, node } => {
                     if condition.holds(run.variables) {
                         self.run_node(node, run).await;
+                    }
+                }
+                // The primary's answer is an event, merged before (see `execute_event`).
+                PlanNode::Subscription { rest, .. } => {
+                    if let Some(rest) = rest {
+                        self.run_node(rest, run).await;
                     }
                 }
             }

@@ -189,6 +189,16 @@ fn number_node(keys: &mut Keys, node: &mut PlanNode) {
             nodes.iter_mut().for_each(|n| number_node(keys, n));
         }
         PlanNode::Condition { node, .. } => number_node(keys, node),
+        PlanNode::Subscription { primary, rest } => {
+            let mut primary_node = PlanNode::Fetch(primary.clone());
+            number_node(keys, &mut primary_node);
+            if let PlanNode::Fetch(numbered) = primary_node {
+                *primary = numbered;
+            }
+            if let Some(rest) = rest {
+                number_node(keys, rest);
+            }
+        }
     }
 }
 

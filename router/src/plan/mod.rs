@@ -67,6 +67,9 @@ pub fn plan_operation(
         builder.plan_root_field(&root_type, &field, sequential)?;
     }
     let mut root = emit::emit(supergraph, &operation, &builder.groups);
+    if operation.kind == OperationKind::Subscription {
+        root = root.map(into_subscription).transpose()?;
+    }
     let keys = keys::assign(&mut operation, root.as_mut());
     if let Some(root) = root.as_mut() {
         compile_representations(supergraph, root);
@@ -108,7 +111,42 @@ fn compile_representations(supergraph: &Supergraph, node: &mut PlanNode) {
                 .for_each(|n| compile_representations(supergraph, n));
         }
         PlanNode::Condition { node, .. } => compile_representations(supergraph, node),
+        PlanNode::Subscription { rest, .. } => {
+            if let Some(rest) = rest {
+                compile_representations(supergraph, rest);
+            }
+        }
     }
+}
+
+/// A subscription's plan: its first fetch (the root field's, in the subgraph that owns it)
+/// becomes the subscription's primary; everything after it completes each event.
+fn into_subscription(root: PlanNode) -> Result<PlanNode, PlanError> {
+    let refused = || {
+        PlanError::Unsatisfiable(
+            "a subscription's root field must come from one subgraph, unconditionally".into(),
+        )
+    };
+    let (primary, rest) = match root {
+        PlanNode::Fetch(primary) if primary.entities.is_none() => (primary, None),
+        PlanNode::Sequence(mut nodes) => {
+            let Some(PlanNode::Fetch(primary)) = (!nodes.is_empty()).then(|| nodes.remove(0))
+            else {
+                return Err(refused());
+            };
+            if primary.entities.is_some() {
+                return Err(refused());
+            }
+            let rest = match nodes.len() {
+                0 => None,
+                1 => nodes.pop().map(Box::new),
+                _ => Some(Box::new(PlanNode::Sequence(nodes))),
+            };
+            (primary, rest)
+        }
+        _ => return Err(refused()),
+    };
+    Ok(PlanNode::Subscription { primary, rest })
 }
 
 /// Root fields with the conditions of the root fragments they sit in.

@@ -179,6 +179,15 @@ pub enum PlanNode {
         /// What runs when it holds.
         node: Box<PlanNode>,
     },
+    /// A subscription: `primary` is subscribed to once (over WebSocket, never fetched over
+    /// HTTP); each event it yields is the primary's response, which `rest` then completes with
+    /// fields of other subgraphs, like a query.
+    Subscription {
+        /// The subscription operation sent to the subgraph owning the root field.
+        primary: Arc<FetchNode>,
+        /// What completes each event; `None` when the owning subgraph resolves everything.
+        rest: Option<Box<PlanNode>>,
+    },
 }
 
 /// A query plan: what to fetch, in which order, and the normalized operation that shapes the
@@ -216,6 +225,12 @@ fn collect_fetches<'a>(node: &'a PlanNode, out: &mut Vec<&'a Arc<FetchNode>>) {
             nodes.iter().for_each(|n| collect_fetches(n, out));
         }
         PlanNode::Condition { node, .. } => collect_fetches(node, out),
+        PlanNode::Subscription { primary, rest } => {
+            out.push(primary);
+            if let Some(rest) = rest {
+                collect_fetches(rest, out);
+            }
+        }
     }
 }
 
@@ -250,6 +265,11 @@ fn node_json(node: &PlanNode) -> Value {
             "kind": "Condition",
             "condition": condition.0.iter().map(|(v, expected)| json!({ "variable": v.as_str(), "is": expected })).collect::<Vec<_>>(),
             "node": node_json(node),
+        }),
+        PlanNode::Subscription { primary, rest } => json!({
+            "kind": "Subscription",
+            "primary": node_json(&PlanNode::Fetch(primary.clone())),
+            "rest": rest.as_deref().map(node_json),
         }),
     }
 }
@@ -302,6 +322,24 @@ fn write_node(out: &mut String, node: &PlanNode, level: usize) {
                 .collect();
             let _ = writeln!(out, "Include(if: {}) {{", parts.join(" && "));
             write_node(out, node, level + 1);
+            indent(out, level);
+            out.push_str("},\n");
+        }
+        PlanNode::Subscription { primary, rest } => {
+            indent(out, level);
+            out.push_str("Subscription {\n");
+            indent(out, level + 1);
+            out.push_str("Primary: {\n");
+            write_fetch(out, primary, level + 2);
+            indent(out, level + 1);
+            out.push_str("},\n");
+            if let Some(rest) = rest {
+                indent(out, level + 1);
+                out.push_str("Rest: {\n");
+                write_node(out, rest, level + 2);
+                indent(out, level + 1);
+                out.push_str("},\n");
+            }
             indent(out, level);
             out.push_str("},\n");
         }

@@ -161,9 +161,10 @@ impl RouterArgs {
     }
 
     /// The HTTP configuration these flags set.
-    pub fn server_config(&self) -> ServerConfig {
+    pub fn server_config(&self, file: &RouterConfig) -> ServerConfig {
         ServerConfig {
             graphiql: !self.no_graphiql,
+            subscriptions: file.subscriptions.to_config(),
         }
     }
 }
@@ -214,7 +215,7 @@ pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         subgraphs = live.engine().supergraph().subgraphs.len(),
         "supergraph loaded"
     );
-    let app = super::app_live(live, &args.server_config());
+    let (app, hub) = super::app_with_hub(live, &args.server_config(&file));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -224,14 +225,35 @@ pub async fn run_router(args: RouterArgs) -> anyhow::Result<()> {
         .worker_threads
         .map_or_else(super::serving::default_threads, usize::from);
     tracing::info!(threads, "serving threads");
-    super::serve(listener, app, super::shutdown_signal(), threads)
+    let stopping = Arc::clone(&hub);
+    let shutdown = async move {
+        super::shutdown_signal().await;
+        // Subscriptions get `complete` (or close 1001) while the server stops accepting.
+        stopping.shut_down();
+    };
+    super::serve(listener, app, shutdown, threads)
         .await
         .context("the server failed")?;
+    drain_subscriptions(&hub).await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
     tracing::info!("router stopped");
     Ok(())
+}
+
+/// Waits (up to ten seconds) for subscription connections to finish closing.
+async fn drain_subscriptions(hub: &crate::subscribe::Hub) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if hub.connection_count() > 0 {
+        tracing::warn!(
+            connections = hub.connection_count(),
+            "subscription connections still open at shutdown"
+        );
+    }
 }
 
 /// Composes the subgraphs `config` lists; logs every diagnostic; fails on errors.
@@ -368,7 +390,7 @@ mod tests {
             Limits::default().max_query_bytes
         );
         assert!(!config.introspection);
-        assert!(args.server_config().graphiql);
+        assert!(args.server_config(&RouterConfig::default()).graphiql);
     }
 
     #[test]

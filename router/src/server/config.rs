@@ -6,6 +6,18 @@
 //!   all:
 //!     request:
 //!       - propagate: { named: x-user-id }
+//! subscriptions:    # every member optional; the defaults are safe
+//!   subgraphs:
+//!     orders: { url: "ws://orders.internal:4005/graphql" }
+//!   max_connections: 50000
+//!   max_per_connection: 100
+//!   max_subscriptions: 200000
+//!   client_queue: 128
+//!   init_timeout_ms: 3000
+//!   keepalive_ms: 12000
+//!   upstream_grace_ms: 5000
+//!   forward_init_payload: true
+//!   auth_required: false
 //! ```
 
 use std::path::Path;
@@ -21,6 +33,84 @@ pub struct RouterConfig {
     /// Header propagation to subgraphs.
     #[serde(default)]
     pub headers: HeadersConfig,
+    /// Subscriptions through the router.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsFile,
+}
+
+/// The `subscriptions:` section; what it leaves out keeps its default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionsFile {
+    /// Per subgraph: where its subscriptions are served, when not at its URL.
+    #[serde(default)]
+    pub subgraphs: std::collections::BTreeMap<String, SubgraphSubscriptions>,
+    /// Open subscription connections at most.
+    pub max_connections: Option<usize>,
+    /// Operations one WebSocket connection may run at once.
+    pub max_per_connection: Option<usize>,
+    /// Client subscriptions in all.
+    pub max_subscriptions: Option<usize>,
+    /// Events a client may fall behind before it is disconnected.
+    pub client_queue: Option<usize>,
+    /// How long a WebSocket client has for `connection_init`, in ms.
+    pub init_timeout_ms: Option<u64>,
+    /// How often idle streams get a keep-alive, in ms.
+    pub keepalive_ms: Option<u64>,
+    /// How long subscriptions wait for a subgraph's connection to come back, in ms.
+    pub upstream_grace_ms: Option<u64>,
+    /// Pass the client's `connection_init` payload on to subgraphs.
+    pub forward_init_payload: Option<bool>,
+    /// Refuse WebSockets whose `connection_init` payload carries no `authorization`.
+    pub auth_required: Option<bool>,
+}
+
+/// One subgraph's subscription settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SubgraphSubscriptions {
+    /// Its WebSocket URL.
+    pub url: String,
+}
+
+impl SubscriptionsFile {
+    /// The subscription configuration: the defaults with what the file sets.
+    pub fn to_config(&self) -> crate::subscribe::SubscriptionConfig {
+        use std::time::Duration;
+        let mut config = crate::subscribe::SubscriptionConfig {
+            subgraph_urls: self
+                .subgraphs
+                .iter()
+                .map(|(name, s)| (name.clone(), s.url.clone()))
+                .collect(),
+            ..crate::subscribe::SubscriptionConfig::default()
+        };
+        let set = |slot: &mut usize, value: Option<usize>| {
+            if let Some(value) = value {
+                *slot = value.max(1);
+            }
+        };
+        set(&mut config.max_connections, self.max_connections);
+        set(&mut config.max_per_connection, self.max_per_connection);
+        set(&mut config.max_subscriptions, self.max_subscriptions);
+        set(&mut config.client_queue, self.client_queue);
+        if let Some(ms) = self.init_timeout_ms {
+            config.init_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(ms) = self.keepalive_ms {
+            config.keepalive = Duration::from_millis(ms.max(100));
+        }
+        if let Some(ms) = self.upstream_grace_ms {
+            config.upstream.grace = Duration::from_millis(ms);
+        }
+        if let Some(forward) = self.forward_init_payload {
+            config.forward_init_payload = forward;
+        }
+        if let Some(required) = self.auth_required {
+            config.auth_required = required;
+        }
+        config
+    }
 }
 
 /// Why the configuration file could not be used.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -56,10 +56,21 @@ pub(super) async fn post_graphql(
             );
         }
     };
+    let accept = Accept::from_headers(&headers);
+    if accept.wants_event_stream() {
+        return super::stream::event_stream(state.hub, request, headers).await;
+    }
+    if accept.wants_multipart_subscription()
+        && let Some(response) =
+            super::stream::multipart(state.hub.clone(), request.clone(), &headers).await
+    {
+        return response;
+    }
     let ctx = RequestContext {
         is_get: false,
         expose_plan: expose_plan(&headers),
         media_type,
+        streaming: false,
     };
     engine
         .handle_with_headers(request, ctx, &headers)
@@ -67,12 +78,17 @@ pub(super) async fn post_graphql(
         .into_http(media_type)
 }
 
-/// `GET /graphql`: a query in the URL, or GraphiQL for a browser.
+/// `GET /graphql`: a query in the URL, a WebSocket upgrade, an SSE stream, or GraphiQL for a
+/// browser.
 pub(super) async fn get_graphql(
     State(state): State<Served>,
-    headers: HeaderMap,
-    uri: Uri,
+    request: axum::extract::Request,
 ) -> Response {
+    if super::stream::is_upgrade(request.headers()) {
+        return super::stream::websocket(state, request).await;
+    }
+    let headers = request.headers().clone();
+    let uri = request.uri().clone();
     let accept = Accept::from_headers(&headers);
     let media_type = accept.graphql_media_type();
     let params = match Query::<GetParams>::try_from_uri(&uri) {
@@ -101,10 +117,14 @@ pub(super) async fn get_graphql(
             );
         }
     };
+    if accept.wants_event_stream() {
+        return super::stream::event_stream(state.hub, request, headers).await;
+    }
     let ctx = RequestContext {
         is_get: true,
         expose_plan: expose_plan(&headers),
         media_type,
+        streaming: false,
     };
     state
         .live

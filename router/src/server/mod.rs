@@ -21,6 +21,7 @@ pub mod config;
 mod graphql;
 mod negotiate;
 pub mod serving;
+mod stream;
 
 pub use serving::serve;
 
@@ -35,6 +36,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::engine::Engine;
 use crate::live::Live;
+use crate::subscribe::{Hub, SubscriptionConfig};
 
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,11 +45,16 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub struct ServerConfig {
     /// Serve GraphiQL to browsers on `GET /` and `GET /graphql`.
     pub graphiql: bool,
+    /// The subscription path's limits and timings.
+    pub subscriptions: SubscriptionConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { graphiql: true }
+        Self {
+            graphiql: true,
+            subscriptions: SubscriptionConfig::default(),
+        }
     }
 }
 
@@ -55,6 +62,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone)]
 struct Served {
     live: Arc<Live>,
+    hub: Arc<Hub>,
     graphiql: bool,
 }
 
@@ -65,10 +73,22 @@ pub fn app(engine: Arc<Engine>, config: &ServerConfig) -> Router {
 
 /// The router's HTTP app over a swappable engine (hot reload).
 pub fn app_live(live: Arc<Live>, config: &ServerConfig) -> Router {
+    app_with_hub(live, config).0
+}
+
+/// [`app_live`], and the subscription hub it serves (to shut its subscriptions down).
+pub fn app_with_hub(live: Arc<Live>, config: &ServerConfig) -> (Router, Arc<Hub>) {
+    let hub = Hub::new(Arc::clone(&live), config.subscriptions.clone());
     let state = Served {
         live,
+        hub: Arc::clone(&hub),
         graphiql: config.graphiql,
     };
+    let router = routes(state);
+    (router, hub)
+}
+
+fn routes(state: Served) -> Router {
     Router::new()
         .route(
             "/graphql",

@@ -16,6 +16,8 @@ struct MediaRange {
     kind: String,
     subtype: String,
     quality: f32,
+    /// `subscriptionSpec=…` (Apollo's multipart subscriptions).
+    subscription_spec: bool,
 }
 
 impl MediaRange {
@@ -79,6 +81,26 @@ impl Accept {
         }
     }
 
+    /// Whether the client asks for Server-Sent Events (`text/event-stream` named).
+    pub(crate) fn wants_event_stream(&self) -> bool {
+        self.0.iter().any(|r| {
+            r.quality > 0.0
+                && r.kind.eq_ignore_ascii_case("text")
+                && r.subtype.eq_ignore_ascii_case("event-stream")
+        })
+    }
+
+    /// Whether the client accepts Apollo's multipart subscriptions
+    /// (`multipart/mixed;subscriptionSpec=1.0`).
+    pub(crate) fn wants_multipart_subscription(&self) -> bool {
+        self.0.iter().any(|r| {
+            r.quality > 0.0
+                && r.subscription_spec
+                && r.kind.eq_ignore_ascii_case("multipart")
+                && r.subtype.eq_ignore_ascii_case("mixed")
+        })
+    }
+
     /// Whether the client named `text/html` explicitly (a browser navigating), not merely
     /// through `*/*`.
     pub(crate) fn wants_html(&self) -> bool {
@@ -96,17 +118,22 @@ fn parse_range(text: &str) -> Option<MediaRange> {
         return None;
     }
     let mut quality = 1.0;
+    let mut subscription_spec = false;
     for parameter in parts {
-        if let Some((name, value)) = parameter.split_once('=')
-            && name.trim().eq_ignore_ascii_case("q")
-        {
+        let Some((name, value)) = parameter.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("q") {
             quality = value.trim().parse::<f32>().ok()?.clamp(0.0, 1.0);
+        } else if name.trim().eq_ignore_ascii_case("subscriptionSpec") {
+            subscription_spec = true;
         }
     }
     Some(MediaRange {
         kind: kind.to_owned(),
         subtype: subtype.to_owned(),
         quality,
+        subscription_spec,
     })
 }
 

@@ -87,6 +87,8 @@ pub enum RouterError {
 pub struct RunningRouter {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its subscriptions (counts, for tests and the load tools).
+    pub hub: std::sync::Arc<tessera::subscribe::Hub>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -178,13 +180,27 @@ pub fn router_config() -> tessera::engine::EngineConfig {
 /// Starts Tessera's router for `supergraph` on `listener`, with [`router_config`].
 pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRouter, RouterError> {
     let supergraph = tessera::supergraph::Supergraph::parse(supergraph)?;
-    let engine = std::sync::Arc::new(tessera::engine::Engine::new(supergraph, router_config()));
-    let app = tessera::server::app(engine, &tessera::server::ServerConfig { graphiql: true });
+    let live = std::sync::Arc::new(tessera::live::Live::new(tessera::engine::Engine::new(
+        supergraph,
+        router_config(),
+    )));
+    start_router_on(live, &tessera::server::ServerConfig::default(), listener)
+}
+
+/// Starts Tessera's router over `live` (whose engine a reload may replace) with `config`.
+pub fn start_router_on(
+    live: std::sync::Arc<tessera::live::Live>,
+    config: &tessera::server::ServerConfig,
+    listener: TcpListener,
+) -> Result<RunningRouter, RouterError> {
+    let (app, hub) = tessera::server::app_with_hub(live, config);
     let addr = listener.local_addr()?;
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let stopping = hub.clone();
     let task = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.await;
+            stopping.shut_down();
         };
         if let Err(err) = tessera::server::serve(
             listener,
@@ -199,6 +215,7 @@ pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRo
     });
     Ok(RunningRouter {
         addr,
+        hub,
         shutdown: Some(shutdown),
         task,
     })

@@ -215,6 +215,14 @@ impl Metrics {
             .get()
     }
 
+    /// HTTP requests served so far on `route` with `status`.
+    pub fn http_requests(&self, route: &str, status: u16) -> u64 {
+        self.inner
+            .http_requests
+            .with_label_values(&[route, status.to_string().as_str()])
+            .get()
+    }
+
     /// Events published so far on `topic`.
     pub fn events_published(&self, topic: &str) -> u64 {
         self.inner

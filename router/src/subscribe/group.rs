@@ -1,0 +1,340 @@
+//! One distinct client operation being served: its upstream subscription, the completion of
+//! each event, and the fan-out of the result.
+//!
+//! Clients whose subscriptions are identical (same operation, variables, forwarded headers and
+//! `connection_init` payload) share one [`Group`]: ONE enrichment per event, whose bytes go to
+//! every client on every protocol. Groups whose primary is identical share one upstream
+//! subscription ([`super::Hub::upstream`]). When the supergraph changes, the group plans its
+//! operation again once for all its clients: the same primary keeps its upstream (no gap); a
+//! changed one subscribes anew before the old is dropped; one that no longer validates ends
+//! with `SUBSCRIPTION_SCHEMA_RELOAD`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::UpstreamFeed;
+use super::upstream::UpstreamEvent;
+use super::{GroupKey, Hub};
+use crate::engine::{Engine, PlannedOperation, RequestContext};
+use crate::error::{GraphQLError, codes};
+use crate::execute::Job;
+use crate::plan::{FetchNode, PlanNode};
+use crate::request::GraphQLRequest;
+
+/// What a client of a group receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// One event, completed: a GraphQL response as JSON text, the same bytes for every client.
+    Next(Arc<[u8]>),
+    /// The subscription ended with these errors (a JSON array).
+    Error(Arc<[u8]>),
+    /// The subscription ended normally.
+    Complete,
+}
+
+impl Delivery {
+    /// An error delivery with one coded error.
+    pub fn error(message: impl Into<String>, code: &str) -> Self {
+        errors_delivery(&[GraphQLError::new(message, code)])
+    }
+}
+
+/// An error delivery of `errors`.
+pub fn errors_delivery(errors: &[GraphQLError]) -> Delivery {
+    let text = serde_json::to_vec(errors).unwrap_or_else(|_| b"[]".to_vec());
+    Delivery::Error(Arc::from(text))
+}
+
+/// A distinct client operation in service; dropping the last handle ends it.
+pub struct Group {
+    key: GroupKey,
+    sender: broadcast::Sender<Delivery>,
+    task: tokio::task::AbortHandle,
+    hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.hub.forget_group(&self.key);
+        self.hub.metrics.groups.dec();
+    }
+}
+
+impl Group {
+    /// A new receiver of this group's deliveries.
+    pub fn receiver(&self) -> broadcast::Receiver<Delivery> {
+        self.sender.subscribe()
+    }
+
+    /// Starts serving `planned` (a subscription of `request` planned on `engine`).
+    pub(super) fn start(
+        hub: &Arc<Hub>,
+        key: GroupKey,
+        run: GroupRun,
+        capacity: usize,
+    ) -> Arc<Group> {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        let task = tokio::spawn(run.serve(Arc::clone(hub), sender.clone()));
+        hub.metrics.groups.inc();
+        Arc::new(Group {
+            key,
+            sender,
+            task: task.abort_handle(),
+            hub: Arc::clone(hub),
+        })
+    }
+}
+
+/// What a group's task needs to (re)plan and run its operation.
+pub(super) struct GroupRun {
+    pub request: GraphQLRequest,
+    pub client_headers: HeaderMap,
+    pub init_payload: Option<String>,
+    pub engine: Arc<Engine>,
+    pub planned: PlannedOperation,
+}
+
+/// The operation on one engine, attached to its upstream.
+struct Attached {
+    engine: Arc<Engine>,
+    planned: PlannedOperation,
+    upstream: UpstreamFeed,
+    /// What identifies the upstream: connection key and subscribe payload.
+    identity: (super::upstream::ConnectionKey, Bytes),
+}
+
+impl GroupRun {
+    async fn serve(self, hub: Arc<Hub>, sender: broadcast::Sender<Delivery>) {
+        let GroupRun {
+            request,
+            client_headers,
+            init_payload,
+            engine,
+            planned,
+        } = self;
+        let mut changes = hub.live.changes();
+        changes.mark_unchanged();
+        let Some(mut attached) = attach(&hub, engine, planned, init_payload.as_deref()) else {
+            let _ = sender.send(Delivery::error(
+                "the subscription's plan has no subgraph subscription",
+                codes::PLAN_FAILED,
+            ));
+            return;
+        };
+        loop {
+            tokio::select! {
+                event = attached.upstream.recv() => {
+                    if !deliver(&hub, &attached, event, &sender).await {
+                        return;
+                    }
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let engine = hub.live.engine();
+                    match replan(&hub, &engine, &request, &client_headers, init_payload.as_deref(), attached) {
+                        Ok(next) => attached = next,
+                        Err(errors) => {
+                            let _ = sender.send(errors);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Subscribes upstream for `planned`'s primary.
+fn attach(
+    hub: &Arc<Hub>,
+    engine: Arc<Engine>,
+    planned: PlannedOperation,
+    init_payload: Option<&str>,
+) -> Option<Attached> {
+    let Some(PlanNode::Subscription { primary, .. }) = &planned.plan.root else {
+        return None;
+    };
+    let identity = upstream_identity(hub, &engine, &planned, primary, init_payload);
+    let upstream = hub.upstream(&identity.0, identity.1.clone());
+    Some(Attached {
+        engine,
+        planned,
+        upstream,
+        identity,
+    })
+}
+
+/// The connection and subscribe payload of a primary.
+fn upstream_identity(
+    hub: &Hub,
+    engine: &Engine,
+    planned: &PlannedOperation,
+    primary: &FetchNode,
+    init_payload: Option<&str>,
+) -> (super::upstream::ConnectionKey, Bytes) {
+    let subgraph = engine.supergraph().subgraph(primary.graph);
+    let url = hub.subscription_url(&subgraph.name, &subgraph.url);
+    let variables: serde_json::Map<String, serde_json::Value> = primary
+        .variables
+        .iter()
+        .filter_map(|name| {
+            planned
+                .variables
+                .get(name.as_str())
+                .map(|v| (name.to_string(), v.clone()))
+        })
+        .collect();
+    let payload = serde_json::json!({ "query": primary.operation, "variables": variables });
+    // A connection is shared by clients: it carries their common headers, not one client's
+    // request id or trace context.
+    let key = super::upstream::ConnectionKey {
+        url,
+        headers: planned.headers.get(primary.graph).identity(),
+        init_payload: init_payload.map(str::to_owned),
+    };
+    (
+        key,
+        Bytes::from(serde_json::to_vec(&payload).unwrap_or_default()),
+    )
+}
+
+/// Handles one upstream event; false when the subscription is over.
+async fn deliver(
+    hub: &Hub,
+    attached: &Attached,
+    event: Option<UpstreamEvent>,
+    sender: &broadcast::Sender<Delivery>,
+) -> bool {
+    match event {
+        Some(UpstreamEvent::Next(payload)) => {
+            hub.metrics.events_received.inc();
+            let started = Instant::now();
+            let bytes = complete_event(attached, payload).await;
+            hub.metrics
+                .enrichment
+                .observe(started.elapsed().as_secs_f64());
+            let _ = sender.send(Delivery::Next(bytes));
+            true
+        }
+        Some(UpstreamEvent::Error(errors)) => {
+            let _ = sender.send(Delivery::Error(Arc::from(subgraph_errors(&errors))));
+            false
+        }
+        Some(UpstreamEvent::Complete) => {
+            let _ = sender.send(Delivery::Complete);
+            false
+        }
+        Some(UpstreamEvent::Interrupted | UpstreamEvent::Resumed) => true,
+        Some(UpstreamEvent::Failed(reason)) => {
+            let _ = sender.send(Delivery::error(reason, codes::SUBGRAPH_SUBSCRIPTION_FAILED));
+            false
+        }
+        None => {
+            let _ = sender.send(Delivery::error(
+                "the subgraph subscription ended without a reason",
+                codes::SUBGRAPH_SUBSCRIPTION_FAILED,
+            ));
+            false
+        }
+    }
+}
+
+/// A subgraph's errors for a subscription, each with the subgraph's code kept.
+fn subgraph_errors(errors: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(errors) {
+        Ok(serde_json::Value::Array(items)) => serde_json::to_vec(&items).unwrap_or_default(),
+        _ => serde_json::to_vec(&[GraphQLError::new(
+            "the subgraph refused the subscription",
+            codes::SUBGRAPH_SUBSCRIPTION_FAILED,
+        )])
+        .unwrap_or_default(),
+    }
+}
+
+/// Completes one event with the rest of the plan and writes the client's response.
+async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
+    let planned = &attached.planned;
+    let job = Job {
+        supergraph: attached.engine.supergraph(),
+        plan: &planned.plan,
+        sizes: planned.sizes(),
+        variables: &planned.variables,
+        headers: &planned.headers,
+    };
+    let response = attached.engine.executor().execute_event(job, payload).await;
+    let mut out = response
+        .data
+        .unwrap_or_else(|| crate::execute::DATA_MEMBER.to_vec());
+    if out.len() == crate::execute::DATA_MEMBER.len() {
+        out.extend_from_slice(b"null");
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        let _ = serde_json::to_writer(&mut out, &response.errors);
+    }
+    out.push(b'}');
+    Arc::from(out)
+}
+
+/// Plans the group's operation on the new `engine`: keeps the upstream when the primary is
+/// unchanged, else subscribes anew (the old one goes once the new is in place).
+fn replan(
+    hub: &Arc<Hub>,
+    engine: &Arc<Engine>,
+    request: &GraphQLRequest,
+    client_headers: &HeaderMap,
+    init_payload: Option<&str>,
+    attached: Attached,
+) -> Result<Attached, Delivery> {
+    let ctx = RequestContext::default();
+    let planned = engine
+        .prepare_operation(request, ctx, client_headers)
+        .map_err(|errors| {
+            let detail = errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            Delivery::error(
+                format!("the supergraph changed and this subscription no longer applies: {detail}"),
+                codes::SUBSCRIPTION_SCHEMA_RELOAD,
+            )
+        })?;
+    let Some(PlanNode::Subscription { primary, .. }) = &planned.plan.root else {
+        return Err(Delivery::error(
+            "the supergraph changed and this operation is no longer a subscription",
+            codes::SUBSCRIPTION_SCHEMA_RELOAD,
+        ));
+    };
+    let identity = upstream_identity(hub, engine, &planned, primary, init_payload);
+    if identity == attached.identity {
+        tracing::debug!("supergraph reloaded; the subscription continues on its upstream");
+        return Ok(Attached {
+            engine: Arc::clone(engine),
+            planned,
+            upstream: attached.upstream,
+            identity,
+        });
+    }
+    tracing::info!("supergraph reloaded; the subscription's upstream operation changed");
+    let upstream = hub.upstream(&identity.0, identity.1.clone());
+    drop(attached);
+    Ok(Attached {
+        engine: Arc::clone(engine),
+        planned,
+        upstream,
+        identity,
+    })
+}
