@@ -15,6 +15,14 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
+# The stock JavaScript clients the subscription tests drive, from the npm registry, pinned by
+# the lockfile (installed again only when the lockfile changed).
+if [ ! -f tests/js/node_modules/.package-lock.json ] \
+  || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+  echo "installing the JavaScript test clients" >&2
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The start-up tests run the subgraph binaries themselves, so build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"

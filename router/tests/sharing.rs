@@ -221,3 +221,30 @@ async fn a_traceparent_sent_to_the_router_reaches_every_subgraph_of_a_deep_query
         }
     }
 }
+
+#[tokio::test]
+async fn identical_queries_with_their_own_request_ids_and_traces_still_share_one_request() {
+    let counter = Counter::start().await;
+    let engine = counter.engine(config(true, HeaderPolicy::default()));
+    let query = "{ slow(ms: 300) }";
+    let requests = (0..10).map(|i| {
+        let id = format!("req-{i}");
+        let trace = format!("00-{:032x}-{:016x}-01", i + 1, i + 1);
+        let engine = &engine;
+        async move {
+            execute_with_headers(
+                engine,
+                query,
+                json!({}),
+                &[
+                    ("x-request-id", id.as_str()),
+                    ("traceparent", trace.as_str()),
+                ],
+            )
+            .await
+        }
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    assert!(responses.iter().all(|r| r["data"]["slow"] == 42));
+    assert_eq!(counter.server.request_count(), 1);
+}
