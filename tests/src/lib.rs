@@ -50,7 +50,9 @@ pub use http::{post_graphql, post_graphql_with_headers, post_raw, post_raw_with_
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;
 pub use shop::{Shop, ShopOptions};
-pub use subgraph::{SubgraphOptions, spawn_seeded, spawn_subgraph, unique_prefix};
+pub use subgraph::{
+    SubgraphOptions, spawn_seeded, spawn_subgraph, spawn_subgraph_at, unique_prefix,
+};
 pub use temp_dir::TempDir;
 pub use ws::WsClient;
 

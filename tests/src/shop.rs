@@ -133,6 +133,33 @@ impl Shop {
             .ok_or_else(|| anyhow::anyhow!("no order id in {data}"))
     }
 
+    /// Stops subgraph `name` (its WebSocket sessions end with it); returns where it served.
+    pub async fn stop_subgraph(&mut self, name: &str) -> anyhow::Result<SocketAddr> {
+        let at = self
+            .subgraphs
+            .iter()
+            .position(|(n, _, _)| *n == name)
+            .ok_or_else(|| anyhow::anyhow!("no subgraph {name}"))?;
+        let (_, db, running) = self.subgraphs.remove(at);
+        let addr = running.addr;
+        running.shutdown().await;
+        if let Some(db) = db {
+            db.drop().await?;
+        }
+        Ok(addr)
+    }
+
+    /// Starts the orders subgraph again at `addr` (on a fresh database).
+    pub async fn restart_orders(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let options = SubgraphOptions {
+            seed: true,
+            ..SubgraphOptions::default()
+        };
+        let running = crate::spawn_subgraph_at::<tessera_orders::Orders>(&options, addr).await?;
+        self.subgraphs.push(("orders", None, running));
+        Ok(())
+    }
+
     /// Stops everything and drops the databases.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.router.shutdown().await;

@@ -85,10 +85,18 @@ impl SubgraphOptions {
 ///
 /// Dropping the returned [`Running`] stops it; [`Running::shutdown`] stops it gracefully.
 pub async fn spawn_subgraph<S: Subgraph>(opts: &SubgraphOptions) -> anyhow::Result<Running> {
+    spawn_subgraph_at::<S>(opts, "127.0.0.1:0".parse()?).await
+}
+
+/// [`spawn_subgraph`] on `address` (to bring a stopped subgraph back where it was).
+pub async fn spawn_subgraph_at<S: Subgraph>(
+    opts: &SubgraphOptions,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<Running> {
     let config = opts.config()?;
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let listener = TcpListener::bind(address)
         .await
-        .context("binding 127.0.0.1:0")?;
+        .with_context(|| format!("binding {address}"))?;
     let running = tessera_kit::start::<S>(&config, listener)
         .await
         .with_context(|| format!("starting subgraph {}", S::NAME))?;

@@ -15,4 +15,5 @@ mod saga;
 mod schema_files;
 mod startup;
 mod statements;
+mod subscription_life;
 mod subscriptions;
