@@ -88,3 +88,52 @@ async fn many_dashboard_representations_are_computed_once() -> anyhow::Result<()
     orders.shutdown().await;
     db.drop().await
 }
+
+/// Orders placed now are counted in the series' last minutes and in `ordersLastMinute`, on
+/// SQLite and on PostgreSQL (a sum per minute needs a type both backends decode).
+#[tokio::test]
+async fn orders_placed_now_are_in_the_per_minute_series() -> anyhow::Result<()> {
+    let db = TestDb::create().await?;
+    for database_url in [None, Some(db.url.clone())] {
+        let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+        let orders = spawn_subgraph::<tessera_orders::Orders>(&SubgraphOptions {
+            database_url,
+            seed: true,
+            ..SubgraphOptions::default()
+        })
+        .await?;
+        let figures = async || -> anyhow::Result<(i64, i64, Vec<i64>)> {
+            let body = post_graphql(
+                &orders.graphql_url(),
+                "{ dashboard { ordersTotal ordersLastMinute ordersPerMinute } }",
+                json!({}),
+            )
+            .await?;
+            let d = &body["data"]["dashboard"];
+            Ok((
+                serde_json::from_value(d["ordersTotal"].clone())?,
+                serde_json::from_value(d["ordersLastMinute"].clone())?,
+                serde_json::from_value(d["ordersPerMinute"].clone())?,
+            ))
+        };
+        let (total, last_minute, _) = figures().await?;
+        let placed = 3;
+        for _ in 0..placed {
+            let body = post_graphql(
+                &orders.graphql_url(),
+                "mutation { placeOrder(input: { buyerId: \"1\", items: [{ upc: \"100001\", quantity: 1 }] }) { id } }",
+                json!({}),
+            )
+            .await?;
+            anyhow::ensure!(body.get("errors").is_none(), "{backend}: {body}");
+        }
+        let (total_after, last_minute_after, series) = figures().await?;
+        assert_eq!(total_after - total, placed, "{backend}");
+        assert_eq!(last_minute_after - last_minute, placed, "{backend}");
+        assert_eq!(series.len(), 15, "{backend}");
+        // They fall in this minute, or the one before when the minute turned meanwhile.
+        assert!(series[13] + series[14] >= placed, "{backend}: {series:?}");
+        orders.shutdown().await;
+    }
+    db.drop().await
+}

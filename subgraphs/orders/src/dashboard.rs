@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_graphql::{ID, SimpleObject};
 use futures_util::{Stream, StreamExt, stream};
 use sea_orm::DbErr;
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
     QuerySelect,
@@ -102,17 +102,31 @@ async fn per_minute(
             1,
         )
         .finally(0);
-        query = query.column_as(Expr::from(Func::sum(in_minute)), format!("m{minute}"));
+        // Typed as BIGINT on both backends (SQLite gives a bare SUM no declared type).
+        let sum = Func::cast_as(Func::sum(in_minute), Alias::new("BIGINT"));
+        query = query.column_as(Expr::from(sum), format!("m{minute}"));
     }
-    let row = query.into_json().one(db).await?;
-    Ok((0..SERIES_MINUTES)
-        .map(|minute| {
-            row.as_ref()
-                .and_then(|r| r.get(format!("m{minute}")))
-                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-                .unwrap_or(0)
-        })
-        .collect())
+    Ok(query
+        .into_model::<Series>()
+        .one(db)
+        .await?
+        .map(|series| series.0)
+        .unwrap_or_else(|| vec![0; SERIES_MINUTES as usize]))
+}
+
+/// The per-minute counts `m0` … `m14` of [`per_minute`]'s row (NULL, for no orders, is 0).
+struct Series(Vec<i64>);
+
+impl sea_orm::FromQueryResult for Series {
+    fn from_query_result(row: &sea_orm::QueryResult, pre: &str) -> Result<Self, DbErr> {
+        (0..SERIES_MINUTES)
+            .map(|minute| {
+                row.try_get::<Option<i64>>(pre, &format!("m{minute}"))
+                    .map(Option::unwrap_or_default)
+            })
+            .collect::<Result<_, _>>()
+            .map(Series)
+    }
 }
 
 /// The dashboard stream, shared by every subscriber of this process.
