@@ -23,6 +23,14 @@ if [ ! -f tests/js/node_modules/.package-lock.json ] \
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The browser tests drive Debian's Chromium (headless) through playwright-core.
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Chromium for the browser tests" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+    || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+fi
+
 # The start-up tests run the subgraph binaries themselves, so build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -129,9 +129,12 @@ async fn subscriber(
     {
         return;
     }
-    let subscribe = serde_json::json!({ "type": "subscribe", "id": "1", "payload": { "query": query } });
+    let subscribe =
+        serde_json::json!({ "type": "subscribe", "id": "1", "payload": { "query": query } });
     while let Some(Ok(message)) = socket.next().await {
-        let Message::Text(text) = message else { continue };
+        let Message::Text(text) = message else {
+            continue;
+        };
         let received = chrono::Utc::now();
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
             continue;
@@ -139,7 +142,11 @@ async fn subscriber(
         match value["type"].as_str() {
             Some("connection_ack") => {
                 let _ = acked.send(());
-                if socket.send(Message::text(subscribe.to_string())).await.is_err() {
+                if socket
+                    .send(Message::text(subscribe.to_string()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -12,6 +12,7 @@
 //! - [`ws`]: [`WsClient`], a `graphql-transport-ws` client for subscriptions.
 //! - [`private_redis`]: [`PrivateRedis`], a `redis-server` of the test's own that can be killed
 //!   and restarted on the same port, for reconnection tests.
+//! - [`node`]: [`NodeScript`], a Node script of `tests/js` (npm clients, browser drivers).
 //! - [`temp_dir`]: [`TempDir`], a directory of the test's own, removed on drop.
 //! - [`poll`]: [`wait_until`], the only sanctioned way to wait for something to happen.
 //!
@@ -38,6 +39,7 @@
 
 pub mod db;
 pub mod http;
+pub mod node;
 pub mod poll;
 pub mod private_redis;
 pub mod shop;
@@ -47,6 +49,7 @@ pub mod ws;
 
 pub use db::TestDb;
 pub use http::{post_graphql, post_graphql_with_headers, post_raw, post_raw_with_headers};
+pub use node::NodeScript;
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;
 pub use shop::{Shop, ShopOptions};

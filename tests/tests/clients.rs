@@ -4,27 +4,22 @@
 //! the test command from its lockfile); each must receive the issue's `orderPlaced` event,
 //! completed with fields of four subgraphs, after a mutation through the router.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tessera_tests::{Shop, ShopOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tessera_tests::{NodeScript, Shop, ShopOptions};
 
 const ORDER_PLACED: &str = "subscription { orderPlaced { id total buyer { username reviews { rating } } \
      items { quantity product { name price inStock shippingEstimate } } } }";
 
 /// Runs client `name` against `shop` until it prints one event; returns that event.
 async fn event_through(shop: &Shop, name: &str) -> anyhow::Result<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/js");
-    anyhow::ensure!(
-        std::path::Path::new(dir).join("node_modules").exists(),
-        "{dir}/node_modules is missing: run `npm ci` there (scripts/test.sh does)"
-    );
-    let mut child = tokio::process::Command::new("node")
-        .current_dir(dir)
-        .args([
-            "clients.mjs",
+    let NodeScript {
+        mut child,
+        mut lines,
+    } = NodeScript::start(
+        "clients.mjs",
+        &[
             "--url",
             &shop.url(),
             "--client",
@@ -35,16 +30,8 @@ async fn event_through(shop: &Shop, name: &str) -> anyhow::Result<Value> {
             "1",
             "--timeout-ms",
             "30000",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
+        ],
+    )?;
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await??;
     anyhow::ensure!(line.as_deref() == Some("READY"), "{name}: {line:?}");
     // The client cannot tell when the router has subscribed upstream: order until it hears.

@@ -95,7 +95,11 @@ async fn many_dashboard_representations_are_computed_once() -> anyhow::Result<()
 async fn orders_placed_now_are_in_the_per_minute_series() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     for database_url in [None, Some(db.url.clone())] {
-        let backend = if database_url.is_some() { "postgres" } else { "sqlite" };
+        let backend = if database_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
         let orders = spawn_subgraph::<tessera_orders::Orders>(&SubgraphOptions {
             database_url,
             seed: true,

@@ -3,6 +3,7 @@
 //! prefix of its own (see the `tessera_tests` harness).
 
 mod bad_input;
+mod browser;
 mod clients;
 mod conflicts;
 mod dashboard;

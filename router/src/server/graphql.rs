@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -20,9 +20,6 @@ use crate::request::GraphQLRequest;
 
 /// The header that asks for the query plan in `extensions`.
 pub const EXPOSE_QUERY_PLAN_HEADER: &str = "tessera-expose-query-plan";
-
-/// The GraphiQL page; it loads GraphiQL from a CDN in the user's browser.
-const GRAPHIQL_HTML: &str = include_str!("graphiql.html");
 
 /// `POST /graphql`.
 pub(super) async fn post_graphql(
@@ -104,7 +101,7 @@ pub(super) async fn get_graphql(
         }
     };
     if params.query.is_none() && state.graphiql && accept.wants_html() {
-        return Html(GRAPHIQL_HTML).into_response();
+        return super::assets::page(super::assets::GRAPHIQL, "GraphiQL", &headers);
     }
     let request = match params.into_request() {
         Ok(request) => request,
@@ -137,9 +134,21 @@ pub(super) async fn get_graphql(
 /// `/`: GraphiQL for a browser, else nothing.
 pub(super) async fn root(State(state): State<Served>, headers: HeaderMap) -> Response {
     if state.graphiql && Accept::from_headers(&headers).wants_html() {
-        return Html(GRAPHIQL_HTML).into_response();
+        return super::assets::page(super::assets::GRAPHIQL, "GraphiQL", &headers);
     }
     not_found(headers).await
+}
+
+/// `GET /_tessera/graphiql/{file}`: GraphiQL's scripts, styles and fonts.
+pub(super) async fn graphiql_asset(
+    State(state): State<Served>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match super::assets::find(super::assets::GRAPHIQL, &file) {
+        Some(asset) if state.graphiql => super::assets::serve(asset, &headers),
+        _ => not_found(headers).await,
+    }
 }
 
 /// `GET /health`.
@@ -200,8 +209,8 @@ pub(super) async fn method_not_allowed(headers: HeaderMap) -> Response {
     response
 }
 
-/// Any other path.
-pub(super) async fn not_found(headers: HeaderMap) -> Response {
+/// Any other path: a GraphQL error with code `NOT_FOUND`.
+pub async fn not_found(headers: HeaderMap) -> Response {
     let media_type = Accept::from_headers(&headers).graphql_media_type();
     error(
         StatusCode::NOT_FOUND,

@@ -2,7 +2,8 @@
 //!
 //! - `POST /graphql`: a JSON GraphQL request;
 //! - `GET /graphql?query=…&operationName=…&variables=…&extensions=…`: queries only;
-//! - `GET /graphql` or `GET /` from a browser (`Accept: text/html`, no `query`): GraphiQL;
+//! - `GET /graphql` or `GET /` from a browser (`Accept: text/html`, no `query`): GraphiQL,
+//!   whose files ([`assets`], embedded at build time) are under `/_tessera/graphiql/`;
 //! - `GET /health`: `{"status":"ok"}` once the supergraph is loaded (the app exists only then).
 //!
 //! Every error body, down to unknown routes and methods, is a GraphQL error with
@@ -12,10 +13,12 @@
 //!
 //! - [`graphql`]: the `/graphql` handlers.
 //! - [`negotiate`]: `Accept` parsing.
+//! - [`assets`]: embedded web pages and their files.
 //! - [`cli`]: the `tessera` command line and the `router` / `plan` commands.
 //! - [`config`]: the router's YAML configuration file.
 //! - [`serving`]: connections spread over serving threads, each with its own runtime.
 
+pub mod assets;
 pub mod cli;
 pub mod config;
 mod graphql;
@@ -23,6 +26,7 @@ mod negotiate;
 pub mod serving;
 mod stream;
 
+pub use graphql::not_found;
 pub use serving::serve;
 
 use std::sync::Arc;
@@ -97,6 +101,7 @@ fn routes(state: Served) -> Router {
                 .fallback(graphql::method_not_allowed),
         )
         .route("/", any(graphql::root))
+        .route("/_tessera/graphiql/{file}", get(graphql::graphiql_asset))
         .route("/health", get(graphql::health))
         .route("/metrics", get(graphql::metrics))
         .fallback(graphql::not_found)

@@ -5,6 +5,8 @@
 //! dashboard) work with no Redis; or Redis when a URL is given. [`export_schemas`] writes each
 //! subgraph's SDL into `schema/`.
 
+pub mod simulate;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
@@ -187,6 +189,44 @@ pub fn start_router(supergraph: &str, listener: TcpListener) -> Result<RunningRo
     start_router_on(live, &tessera::server::ServerConfig::default(), listener)
 }
 
+/// The live dashboard's files (`web/`), embedded at build time.
+pub static DASHBOARD: &[tessera::server::assets::Asset] =
+    include!(concat!(env!("OUT_DIR"), "/dashboard.rs"));
+
+/// Where the dashboard is served, on the router's origin (it talks only to the router).
+pub const DASHBOARD_PATH: &str = "/dashboard";
+
+/// `GET /dashboard` (the page) and `GET /dashboard/assets/{file}` (its script and style).
+pub fn dashboard_routes() -> axum::Router {
+    use axum::extract::Path as UrlPath;
+    use axum::http::HeaderMap;
+    use axum::response::Redirect;
+    use tessera::server::assets;
+
+    axum::Router::new()
+        .route(
+            DASHBOARD_PATH,
+            axum::routing::get(|headers: HeaderMap| async move {
+                assets::page(DASHBOARD, "The dashboard", &headers)
+            }),
+        )
+        .route(
+            "/dashboard/",
+            axum::routing::get(|| async { Redirect::permanent(DASHBOARD_PATH) }),
+        )
+        .route(
+            "/dashboard/assets/{file}",
+            axum::routing::get(
+                |UrlPath(file): UrlPath<String>, headers: HeaderMap| async move {
+                    match assets::find(DASHBOARD, &file) {
+                        Some(asset) if asset.immutable => assets::serve(asset, &headers),
+                        _ => tessera::server::not_found(headers).await,
+                    }
+                },
+            ),
+        )
+}
+
 /// Starts Tessera's router over `live` (whose engine a reload may replace) with `config`.
 pub fn start_router_on(
     live: std::sync::Arc<tessera::live::Live>,
@@ -194,6 +234,7 @@ pub fn start_router_on(
     listener: TcpListener,
 ) -> Result<RunningRouter, RouterError> {
     let (app, hub) = tessera::server::app_with_hub(live, config);
+    let app = app.merge(dashboard_routes());
     let addr = listener.local_addr()?;
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let stopping = hub.clone();

@@ -33,6 +33,14 @@ struct Args {
     /// file is missing) the subgraphs' SDL in this binary is composed.
     #[arg(long, default_value = "supergraph.yaml")]
     config: PathBuf,
+    /// Simulate shop traffic for demos: place this many orders per second through the router
+    /// (random buyers and products) and restock what runs low, so the dashboard moves.
+    #[arg(
+        long,
+        env = "SIMULATE_ORDERS_PER_SECOND",
+        value_name = "ORDERS_PER_SECOND"
+    )]
+    simulate: Option<f64>,
 }
 
 #[tokio::main]
@@ -54,10 +62,23 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.router_listen).await?;
     let router = tessera_example::start_router(&supergraph, listener)?;
     tracing::info!(
-        "the example is up: five subgraphs and the router; GraphiQL at http://{}/ (Ctrl-C stops)",
-        router.addr
+        "the example is up: five subgraphs and the router; GraphiQL at http://{addr}/, the live \
+         dashboard at http://{addr}{dashboard} (Ctrl-C stops)",
+        addr = router.addr,
+        dashboard = tessera_example::DASHBOARD_PATH,
     );
+    let simulation = args.simulate.map(|rate| {
+        let url = format!("http://{}/graphql", router.addr);
+        tokio::spawn(async move {
+            if let Err(err) = tessera_example::simulate::run(url, rate).await {
+                tracing::error!(%err, "the traffic simulator stopped");
+            }
+        })
+    });
     tokio::signal::ctrl_c().await?;
+    if let Some(simulation) = simulation {
+        simulation.abort();
+    }
     router.shutdown().await;
     for subgraph in running {
         subgraph.shutdown().await;
