@@ -261,6 +261,39 @@ impl HeaderPolicy {
         Self::new(&config)
     }
 
+    /// The headers of `client` that some rule may pass on, copied into memory of their own.
+    ///
+    /// A long-lived stream keeps this instead of the request's headers: those share the
+    /// connection's whole read buffer, and most of them (cookies, user agent, WebSocket keys)
+    /// no rule ever reads.
+    pub fn retain(&self, client: &HeaderMap) -> HeaderMap {
+        let mut kept = HeaderMap::new();
+        for (name, value) in client {
+            if !NEVER_FORWARDED.contains(&name.as_str()) && self.reads(name) {
+                let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_str().as_bytes()),
+                    HeaderValue::from_bytes(value.as_bytes()),
+                ) else {
+                    continue;
+                };
+                kept.append(name, value);
+            }
+        }
+        kept
+    }
+
+    /// Whether some rule, for some subgraph, passes on header `name`.
+    fn reads(&self, name: &HeaderName) -> bool {
+        std::iter::once(&self.all)
+            .chain(self.subgraphs.values())
+            .flat_map(|rules| rules.iter())
+            .any(|rule| match rule {
+                Compiled::PropagateNamed { name: read, .. } => read == name,
+                Compiled::PropagateMatching(regex) => regex.is_match(name.as_str()),
+                _ => false,
+            })
+    }
+
     /// The headers subgraph `subgraph` gets for a client request with `client` headers.
     pub fn headers_for(&self, subgraph: &str, client: &HeaderMap) -> HeaderList {
         let rules = self.subgraphs.get(subgraph).unwrap_or(&self.all);
@@ -452,6 +485,40 @@ mod tests {
                 "x-request-id=r1"
             ]
         );
+    }
+
+    #[test]
+    fn a_stream_keeps_only_headers_some_rule_passes_on_and_they_give_the_same_result() {
+        let policy = policy(
+            r#"
+all:
+  request:
+    - propagate: { matching: "^x-tenant-" }
+subgraphs:
+  accounts:
+    request:
+      - propagate: { named: authorization, rename: x-auth }
+"#,
+        );
+        let headers = client(&[
+            ("x-request-id", "r1"),
+            ("cookie", "session=1"),
+            ("user-agent", "test"),
+            ("sec-websocket-key", "k"),
+            ("x-tenant-id", "t1"),
+            ("authorization", "Bearer a"),
+        ]);
+        let kept = policy.retain(&headers);
+        let mut kept_names: Vec<&str> = kept.keys().map(HeaderName::as_str).collect();
+        kept_names.sort_unstable();
+        assert_eq!(kept_names, ["authorization", "x-request-id", "x-tenant-id"]);
+        for subgraph in ["accounts", "reviews"] {
+            assert_eq!(
+                policy.headers_for(subgraph, &kept),
+                policy.headers_for(subgraph, &headers),
+                "{subgraph}"
+            );
+        }
     }
 
     #[test]

@@ -55,12 +55,14 @@ fn unavailable(message: &str, code: &str) -> Response {
 /// `GET /graphql` with `Upgrade: websocket`.
 pub(super) async fn websocket(state: Served, request: axum::extract::Request) -> Response {
     let (mut parts, _) = request.into_parts();
-    let headers = parts.headers.clone();
+    let offered = offered(&parts.headers);
+    // Copies of what header rules read: the request's own headers would keep the connection's
+    // whole read buffer alive for as long as the socket lives.
+    let headers = state.hub.kept_headers(&parts.headers);
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let offered = offered(&headers);
     // The protocol the client lists first among those the router speaks.
     let protocol = offered.iter().find_map(|p| match p.as_str() {
         "graphql-transport-ws" => Some(Protocol::TransportWs),

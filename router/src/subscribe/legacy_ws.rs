@@ -86,7 +86,7 @@ fn errors_json(errors: &[GraphQLError]) -> Vec<u8> {
 pub async fn serve(
     hub: Arc<Hub>,
     socket: WebSocket,
-    http_headers: HeaderMap,
+    mut http_headers: HeaderMap,
     slot: ConnectionSlot,
 ) {
     let _slot = slot;
@@ -117,7 +117,8 @@ pub async fn serve(
                             let _ = send(&mut sink, vec![connection_error("the payload must be an object")], timeout).await;
                             return;
                         }
-                        headers = Some(headers_with_init_payload(&http_headers, payload.as_ref()));
+                        let merged = headers_with_init_payload(&std::mem::take(&mut http_headers), payload.as_ref());
+                        headers = Some(hub.kept_headers(&merged));
                         init_payload = payload.filter(|p| !p.is_null());
                         vec![text(r#"{"type":"connection_ack"}"#.into()), text(r#"{"type":"ka"}"#.into())]
                     }

@@ -126,6 +126,12 @@ impl Hub {
         (before < self.config.max_subscriptions).then_some(slot)
     }
 
+    /// The headers of `headers` that the router's header rules read, in memory of their own:
+    /// what a long-lived stream keeps of its request.
+    pub fn kept_headers(&self, headers: &HeaderMap) -> HeaderMap {
+        self.live.engine().config().headers.retain(headers)
+    }
+
     /// Starts `request` for a client with `headers` (its HTTP headers, plus what its
     /// `connection_init` payload contributes) and `init_payload`.
     pub async fn start(
@@ -177,7 +183,7 @@ impl Hub {
                 None => {
                     let run = GroupRun {
                         request,
-                        client_headers: headers.clone(),
+                        client_headers: self.kept_headers(headers),
                         init_payload,
                         engine,
                         planned,

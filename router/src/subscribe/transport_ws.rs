@@ -111,7 +111,8 @@ struct Session {
     /// The client's headers with its init payload's; set by `connection_init`.
     headers: Option<HeaderMap>,
     init_payload: Option<Value>,
-    streams: StreamMap<String, BroadcastStream<Delivery>>,
+    /// Each subscription's deliveries, by id (shared, so that a delivery clones no string).
+    streams: StreamMap<Arc<str>, BroadcastStream<Delivery>>,
     /// What keeps each subscription in service (its group and slot), by id.
     subscriptions: HashMap<String, super::session::ClientSubscription>,
     /// Queries and mutations running, by id.
@@ -128,7 +129,8 @@ pub async fn serve(
     slot: ConnectionSlot,
 ) {
     let _slot = slot;
-    let (mut sink, mut source) = socket.split();
+    // Not split: the loop below reads and writes in turn, so no lock is needed between halves.
+    let mut socket = socket;
     let mut session = Session {
         hub: Arc::clone(&hub),
         http_headers,
@@ -145,29 +147,31 @@ pub async fn serve(
     let mut keepalive = tokio::time::interval(hub.config.keepalive);
     keepalive.reset();
     let mut heard = true;
+    // What to send next, reused from one turn to the next.
+    let mut outgoing: Vec<Message> = Vec::new();
     let ended: Option<Close> = loop {
-        let outgoing: Vec<Message> = tokio::select! {
-            message = source.next() => {
+        tokio::select! {
+            message = socket.next() => {
                 heard = true;
                 match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
                     Some(Ok(Message::Text(text))) => match session.receive(&text).await {
-                        Ok(replies) => replies,
+                        Ok(replies) => outgoing.extend(replies),
                         Err(close) => break Some(close),
                     },
                     Some(Ok(Message::Binary(_))) => {
                         break Some(Close(CloseCode::BadRequest, "binary messages are not part of the protocol".into()));
                     }
-                    Some(Ok(_)) => Vec::new(),
+                    Some(Ok(_)) => {}
                 }
             }
-            Some((id, item)) = session.streams.next() => match session.delivered(id, item) {
-                Ok(messages) => messages,
+            Some((id, item)) = session.streams.next() => match session.delivered(&id, item) {
+                Ok(message) => outgoing.push(message),
                 Err(close) => break Some(close),
             },
             Some(done) = session.singles.join_next_with_id(), if !session.singles.is_empty() => {
                 match session.single_done(done) {
-                    Ok(messages) => messages,
+                    Ok(messages) => outgoing.extend(messages),
                     Err(close) => break Some(close),
                 }
             }
@@ -178,7 +182,7 @@ pub async fn serve(
                 if !std::mem::take(&mut heard) {
                     break None;
                 }
-                vec![Message::Ping(Default::default())]
+                outgoing.push(Message::Ping(Default::default()));
             }
             () = super::stopped(&mut shutdown) => {
                 let mut last: Vec<Message> = session
@@ -187,12 +191,12 @@ pub async fn serve(
                     .map(|id| frame(&format!(r#"{{"id":{},"type":"complete"}}"#, json_string(id))))
                     .collect();
                 last.push(close_message(CloseCode::GoingAway, "the router is shutting down"));
-                let _ = send_all(&mut sink, last, hub.config.write_timeout).await;
+                let _ = send_all(&mut socket, last, hub.config.write_timeout).await;
                 return;
             }
-        };
+        }
         if !outgoing.is_empty()
-            && send_all(&mut sink, outgoing, hub.config.write_timeout)
+            && send_all(&mut socket, outgoing.drain(..), hub.config.write_timeout)
                 .await
                 .is_err()
         {
@@ -201,8 +205,8 @@ pub async fn serve(
     };
     if let Some(Close(code, reason)) = ended {
         let _ = send_all(
-            &mut sink,
-            vec![close_message(code, &reason)],
+            &mut socket,
+            [close_message(code, &reason)],
             hub.config.write_timeout,
         )
         .await;
@@ -210,9 +214,8 @@ pub async fn serve(
 }
 
 /// Closes a socket whose client offered no subprotocol the router speaks.
-pub async fn refuse_subprotocol(socket: WebSocket) {
-    let (mut sink, _) = socket.split();
-    let _ = sink
+pub async fn refuse_subprotocol(mut socket: WebSocket) {
+    let _ = socket
         .send(close_message(
             CloseCode::SubprotocolNotAcceptable,
             "Subprotocol not acceptable",
@@ -221,7 +224,13 @@ pub async fn refuse_subprotocol(socket: WebSocket) {
 }
 
 /// Sends `messages` in order; fails when the client does not take them in time.
-async fn send_all<S>(sink: &mut S, messages: Vec<Message>, timeout: Duration) -> Result<(), ()>
+///
+/// Usually the socket takes them at once; only a send that has to wait arms the timer.
+async fn send_all<S>(
+    sink: &mut S,
+    messages: impl IntoIterator<Item = Message>,
+    timeout: Duration,
+) -> Result<(), ()>
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -231,9 +240,14 @@ where
         }
         sink.flush().await.map_err(|_| ())
     };
-    tokio::time::timeout(timeout, sending)
-        .await
-        .map_err(|_| ())?
+    let mut sending = std::pin::pin!(sending);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(sending.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(sent) => sent,
+        std::task::Poll::Pending => tokio::time::timeout(timeout, sending)
+            .await
+            .map_err(|_| ())?,
+    }
 }
 
 /// A close frame; the reason is cut to what a control frame holds (123 bytes after the code).
@@ -256,12 +270,23 @@ fn json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-/// `{"id":…,"type":"next","payload":<bytes>}`: the payload bytes are shared by every client.
+/// Appends `text` as a JSON string; ids are nearly always plain, and then copied as they are.
+fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&json_string(text));
+    }
+}
+
+/// `{"id":…,"type":"next","payload":<bytes>}`: the payload bytes are shared by every client;
+/// each message is one allocation of its exact size.
 fn next_message(id: &str, payload: &[u8]) -> Message {
-    let id = json_string(id);
-    let mut text = String::with_capacity(payload.len() + id.len() + 32);
+    let mut text = String::with_capacity(payload.len() + id.len() + 36);
     text.push_str(r#"{"id":"#);
-    text.push_str(&id);
+    push_json_string(&mut text, id);
     text.push_str(r#","type":"next","payload":"#);
     text.push_str(std::str::from_utf8(payload).unwrap_or("null"));
     text.push('}');
@@ -333,16 +358,18 @@ impl Session {
                 if init_refused(&self.hub, payload.as_ref()) {
                     return Err(Close(CloseCode::Forbidden, "Forbidden".into()));
                 }
-                self.headers = Some(headers_with_init_payload(
-                    &self.http_headers,
-                    payload.as_ref(),
-                ));
+                // The HTTP headers are needed no more once merged with the payload.
+                let http_headers = std::mem::take(&mut self.http_headers);
+                self.headers = Some(
+                    self.hub
+                        .kept_headers(&headers_with_init_payload(&http_headers, payload.as_ref())),
+                );
                 self.init_payload = payload.filter(|p| !p.is_null());
                 Ok(vec![frame(r#"{"type":"connection_ack"}"#)])
             }
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload).await,
             ClientMessage::Complete { id } => {
-                self.streams.remove(&id);
+                self.streams.remove(id.as_str());
                 self.subscriptions.remove(&id);
                 if let Some(task) = self
                     .single_ids
@@ -427,7 +454,7 @@ impl Session {
                     tokio::sync::broadcast::channel(1).1,
                 );
                 self.streams
-                    .insert(id.clone(), BroadcastStream::new(receiver));
+                    .insert(Arc::from(id.as_str()), BroadcastStream::new(receiver));
                 self.subscriptions.insert(id, subscription);
                 Vec::new()
             }
@@ -437,9 +464,9 @@ impl Session {
     /// A delivery for subscription `id`.
     fn delivered(
         &mut self,
-        id: String,
+        id: &str,
         item: Result<Delivery, BroadcastStreamRecvError>,
-    ) -> Result<Vec<Message>, Close> {
+    ) -> Result<Message, Close> {
         let delivery = match item {
             Ok(delivery) => delivery,
             Err(BroadcastStreamRecvError::Lagged(missed)) => {
@@ -452,15 +479,15 @@ impl Session {
         Ok(match delivery {
             Delivery::Next(bytes) => {
                 self.hub.metrics.events_delivered.inc();
-                vec![next_message(&id, &bytes)]
+                next_message(id, &bytes)
             }
             Delivery::Error(errors) => {
-                self.end(&id);
-                vec![error_message(&id, &errors)]
+                self.end(id);
+                error_message(id, &errors)
             }
             Delivery::Complete => {
-                self.end(&id);
-                vec![complete_message(&id)]
+                self.end(id);
+                complete_message(id)
             }
         })
     }
