@@ -78,3 +78,24 @@ pub async fn post_raw_with_headers(
     })?;
     Ok((status, json))
 }
+
+/// Reads a streaming response (SSE, multipart) until `until` holds for what came so far, or
+/// the stream ends; fails after `timeout`.
+pub async fn read_stream_until(
+    response: reqwest::Response,
+    timeout: Duration,
+    until: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    use futures_util::StreamExt as _;
+    let mut text = String::new();
+    let mut body = response.bytes_stream();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !until(&text) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out; so far: {text:?}"))?;
+        let Some(chunk) = chunk else { break };
+        text.push_str(&String::from_utf8_lossy(&chunk?));
+    }
+    Ok(text)
+}

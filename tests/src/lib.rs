@@ -48,7 +48,9 @@ pub mod temp_dir;
 pub mod ws;
 
 pub use db::TestDb;
-pub use http::{post_graphql, post_graphql_with_headers, post_raw, post_raw_with_headers};
+pub use http::{
+    post_graphql, post_graphql_with_headers, post_raw, post_raw_with_headers, read_stream_until,
+};
 pub use node::NodeScript;
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;

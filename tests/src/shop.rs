@@ -17,6 +17,9 @@ use crate::{SubgraphOptions, TestDb, post_graphql, spawn_subgraph};
 pub struct ShopOptions {
     /// Each subgraph on a PostgreSQL database of its own; otherwise SQLite in a temp dir.
     pub postgres: bool,
+    /// Every subgraph on the shared Redis under one prefix of the shop's own (the saga runs,
+    /// and a restarted subgraph keeps its event history); otherwise an in-process bus each.
+    pub redis: bool,
     /// The router's engine (header rules, limits).
     pub engine: EngineConfig,
     /// The router's HTTP and subscription settings.
@@ -28,6 +31,7 @@ impl Default for ShopOptions {
     fn default() -> Self {
         Self {
             postgres: false,
+            redis: false,
             engine: tessera_example::router_config(),
             server: ServerConfig::default(),
         }
@@ -44,21 +48,34 @@ pub struct Shop {
     pub live: Arc<Live>,
     /// The supergraph the router started with.
     pub supergraph: String,
+    /// The subgraphs' Redis prefix, when they share Redis.
+    pub event_prefix: Option<String>,
+}
+
+/// How a subgraph of a shop on `db` (if any) and `event_prefix` (with Redis, if any) runs.
+pub fn subgraph_options(db: Option<&TestDb>, event_prefix: Option<&str>) -> SubgraphOptions {
+    let mut options = SubgraphOptions {
+        database_url: db.map(|db| db.url.clone()),
+        seed: true,
+        ..SubgraphOptions::default()
+    };
+    if let Some(prefix) = event_prefix {
+        options.redis_url = Some(crate::REDIS_URL.to_owned());
+        options.event_prefix = prefix.to_owned();
+    }
+    options
 }
 
 async fn spawn<S: tessera_kit::Subgraph>(
     postgres: bool,
+    event_prefix: Option<&str>,
 ) -> anyhow::Result<(&'static str, Option<TestDb>, Running)> {
     let db = if postgres {
         Some(TestDb::create().await?)
     } else {
         None
     };
-    let options = SubgraphOptions {
-        database_url: db.as_ref().map(|db| db.url.clone()),
-        seed: true,
-        ..SubgraphOptions::default()
-    };
+    let options = subgraph_options(db.as_ref(), event_prefix);
     let running = spawn_subgraph::<S>(&options).await?;
     Ok((S::NAME, db, running))
 }
@@ -67,12 +84,14 @@ impl Shop {
     /// Starts everything.
     pub async fn start(options: ShopOptions) -> anyhow::Result<Self> {
         let postgres = options.postgres;
+        let event_prefix = options.redis.then(crate::unique_prefix);
+        let prefix = event_prefix.as_deref();
         let subgraphs = vec![
-            spawn::<tessera_accounts::Accounts>(postgres).await?,
-            spawn::<tessera_products::Products>(postgres).await?,
-            spawn::<tessera_inventory::Inventory>(postgres).await?,
-            spawn::<tessera_reviews::Reviews>(postgres).await?,
-            spawn::<tessera_orders::Orders>(postgres).await?,
+            spawn::<tessera_accounts::Accounts>(postgres, prefix).await?,
+            spawn::<tessera_products::Products>(postgres, prefix).await?,
+            spawn::<tessera_inventory::Inventory>(postgres, prefix).await?,
+            spawn::<tessera_reviews::Reviews>(postgres, prefix).await?,
+            spawn::<tessera_orders::Orders>(postgres, prefix).await?,
         ];
         let supergraph = compose(&subgraphs).await?;
         let parsed = tessera::supergraph::Supergraph::parse(&supergraph)?;
@@ -88,6 +107,7 @@ impl Shop {
             router,
             live,
             supergraph,
+            event_prefix,
         })
     }
 
@@ -135,12 +155,7 @@ impl Shop {
 
     /// Stops subgraph `name` (its WebSocket sessions end with it); returns where it served.
     pub async fn stop_subgraph(&mut self, name: &str) -> anyhow::Result<SocketAddr> {
-        let at = self
-            .subgraphs
-            .iter()
-            .position(|(n, _, _)| *n == name)
-            .ok_or_else(|| anyhow::anyhow!("no subgraph {name}"))?;
-        let (_, db, running) = self.subgraphs.remove(at);
+        let (db, running) = self.take_subgraph(name)?;
         let addr = running.addr;
         running.shutdown().await;
         if let Some(db) = db {
@@ -149,12 +164,22 @@ impl Shop {
         Ok(addr)
     }
 
-    /// Starts the orders subgraph again at `addr` (on a fresh database).
+    /// Takes subgraph `name` out of the shop, running, with its database: the caller stops
+    /// it and starts it again ([`subgraph_options`] gives its settings).
+    pub fn take_subgraph(&mut self, name: &str) -> anyhow::Result<(Option<TestDb>, Running)> {
+        let at = self
+            .subgraphs
+            .iter()
+            .position(|(n, _, _)| *n == name)
+            .ok_or_else(|| anyhow::anyhow!("no subgraph {name}"))?;
+        let (_, db, running) = self.subgraphs.remove(at);
+        Ok((db, running))
+    }
+
+    /// Starts the orders subgraph again at `addr` (on a fresh database; on the shop's Redis
+    /// prefix when it has one).
     pub async fn restart_orders(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
-        let options = SubgraphOptions {
-            seed: true,
-            ..SubgraphOptions::default()
-        };
+        let options = subgraph_options(None, self.event_prefix.as_deref());
         let running = crate::spawn_subgraph_at::<tessera_orders::Orders>(&options, addr).await?;
         self.subgraphs.push(("orders", None, running));
         Ok(())

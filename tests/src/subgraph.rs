@@ -37,6 +37,8 @@ pub struct SubgraphOptions {
     /// How long durable consumers wait before claiming another consumer's pending entries, in
     /// ms; `None` keeps the kit's default.
     pub consumer_claim_idle_ms: Option<u64>,
+    /// How many events each topic's stream keeps; `None` keeps the kit's default.
+    pub event_stream_max_len: Option<usize>,
 }
 
 impl Default for SubgraphOptions {
@@ -49,6 +51,7 @@ impl Default for SubgraphOptions {
             seed: false,
             loader_delay_ms: None,
             consumer_claim_idle_ms: None,
+            event_stream_max_len: None,
         }
     }
 }
@@ -70,6 +73,9 @@ impl SubgraphOptions {
         }
         if let Some(idle) = self.consumer_claim_idle_ms {
             config.consumer_claim_idle_ms = idle;
+        }
+        if let Some(max_len) = self.event_stream_max_len {
+            config.event_stream_max_len = max_len;
         }
         if self.database_url.is_none() {
             let dir = std::env::temp_dir()

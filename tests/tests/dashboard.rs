@@ -43,6 +43,7 @@ async fn one_computation_per_event_serves_every_dashboard_subscriber() -> anyhow
         .publish(&Event {
             topic: tessera_events::ORDER_STATUS_CHANGED.name().to_owned(),
             payload: json!({}),
+            id: None,
         })
         .await?;
     for n in 0..subscribers {

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tessera_tests::{Shop, ShopOptions, WsClient, wait_until};
+use tessera_tests::{Shop, ShopOptions, WsClient, read_stream_until, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -291,24 +290,6 @@ async fn the_legacy_graphql_ws_protocol_streams_data_and_keeps_alive() -> anyhow
     shop.stop().await
 }
 
-/// Reads an HTTP streaming response until `until` says it has what it needs.
-async fn read_stream(
-    response: reqwest::Response,
-    until: impl Fn(&str) -> bool,
-) -> anyhow::Result<String> {
-    let mut text = String::new();
-    let mut body = response.bytes_stream();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !until(&text) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out; so far: {text:?}"))?;
-        let Some(chunk) = chunk else { break };
-        text.push_str(&String::from_utf8_lossy(&chunk?));
-    }
-    Ok(text)
-}
-
 #[tokio::test]
 async fn server_sent_events_over_post_and_get_stream_next_then_complete() -> anyhow::Result<()> {
     let shop = Shop::start(short_timeouts()).await?;
@@ -325,7 +306,7 @@ async fn server_sent_events_over_post_and_get_stream_next_then_complete() -> any
             .to_str()?
             .starts_with("text/event-stream")
     );
-    let text = read_stream(response, |t| t.contains("event: complete")).await?;
+    let text = read_stream_until(response, TIMEOUT, |t| t.contains("event: complete")).await?;
     assert!(
         text.starts_with("event: next\ndata: {\"data\":{\"topProducts\""),
         "{text:?}"
@@ -338,7 +319,9 @@ async fn server_sent_events_over_post_and_get_stream_next_then_complete() -> any
         .json(&json!({ "query": ORDER_PLACED }))
         .send()
         .await?;
-    let reading = tokio::spawn(read_stream(response, |t| t.contains("\"orderPlaced\"")));
+    let reading = tokio::spawn(read_stream_until(response, TIMEOUT, |t| {
+        t.contains("\"orderPlaced\"")
+    }));
     let keep_alive_seen = tokio::time::sleep(Duration::from_millis(700));
     keep_alive_seen.await;
     let mut text = String::new();
@@ -366,7 +349,7 @@ async fn server_sent_events_over_post_and_get_stream_next_then_complete() -> any
         .json(&json!({ "query": "subscription { nope }" }))
         .send()
         .await?;
-    let text = read_stream(response, |t| t.contains("event: complete")).await?;
+    let text = read_stream_until(response, TIMEOUT, |t| t.contains("event: complete")).await?;
     assert!(text.contains("GRAPHQL_VALIDATION_FAILED"), "{text:?}");
     shop.stop().await
 }
@@ -388,7 +371,7 @@ async fn multipart_sends_a_heartbeat_at_once_and_each_event_closed_by_its_bounda
         response.headers()["content-type"],
         "multipart/mixed;boundary=\"graphql\";subscriptionSpec=1.0"
     );
-    let reading = tokio::spawn(read_stream(response, |t| {
+    let reading = tokio::spawn(read_stream_until(response, TIMEOUT, |t| {
         t.contains("orderPlaced") && t.ends_with("--graphql")
     }));
     let mut text = String::new();
@@ -418,7 +401,9 @@ async fn multipart_sends_a_heartbeat_at_once_and_each_event_closed_by_its_bounda
         .json(&json!({ "query": "subscription { orderPlaced { id } }" }))
         .send()
         .await?;
-    let ending = tokio::spawn(read_stream(response, |t| t.ends_with("--graphql--\r\n")));
+    let ending = tokio::spawn(read_stream_until(response, TIMEOUT, |t| {
+        t.ends_with("--graphql--\r\n")
+    }));
     tokio::time::sleep(Duration::from_millis(200)).await;
     shop.router.hub.shut_down();
     let text = tokio::time::timeout(TIMEOUT, ending).await???;

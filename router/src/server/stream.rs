@@ -104,12 +104,27 @@ pub(super) async fn websocket(state: Served, request: axum::extract::Request) ->
     }
 }
 
-/// A request over SSE: any operation, its results as events.
+/// A request over SSE: any operation, its results as events. A `Last-Event-ID` header (which
+/// `EventSource` sends when it reconnects) resumes after that event, as
+/// `extensions.lastEventId` would.
 pub(super) async fn event_stream(
     hub: Arc<Hub>,
-    request: GraphQLRequest,
+    mut request: GraphQLRequest,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(last) = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|last| !last.is_empty())
+    {
+        request
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(
+                crate::subscribe::upstream::LAST_EVENT_ID.to_owned(),
+                last.into(),
+            );
+    }
     let Some(slot) = hub.open_connection(Protocol::Sse) else {
         return unavailable(
             "the router holds as many subscription connections as it may",

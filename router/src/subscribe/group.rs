@@ -8,9 +8,14 @@
 //! operation again once for all its clients: the same primary keeps its upstream (no gap); a
 //! changed one subscribes anew before the old is dropped; one that no longer validates ends
 //! with `SUBSCRIPTION_SCHEMA_RELOAD`.
+//!
+//! Events the subgraph tags with an id (`extensions.eventId`) keep it on the way to clients. A
+//! group whose clients resume (`extensions.lastEventId`) subscribes upstream after that id. A
+//! group with a rate limit (`extensions.maxEventsPerSecond`) conflates: between two deliveries
+//! it keeps only the newest event, and completes just that one.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -103,6 +108,61 @@ pub(super) struct GroupRun {
     pub init_payload: Option<String>,
     pub engine: Arc<Engine>,
     pub planned: PlannedOperation,
+    pub stream: StreamOptions,
+}
+
+/// How a group's clients asked for their events (the request extensions).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StreamOptions {
+    /// Resume after this event id (`extensions.lastEventId`, or SSE's `Last-Event-ID`).
+    pub last_event_id: Option<String>,
+    /// At most this many events per second, the newest winning (`maxEventsPerSecond`).
+    pub max_per_second: Option<u32>,
+}
+
+/// The request extension that limits a subscription's rate.
+pub const MAX_EVENTS_PER_SECOND: &str = "maxEventsPerSecond";
+
+impl StreamOptions {
+    /// What `request`'s extensions ask for; a malformed value is an error message.
+    pub fn of(request: &GraphQLRequest) -> Result<Self, String> {
+        let Some(extensions) = &request.extensions else {
+            return Ok(Self::default());
+        };
+        let last_event_id = match extensions.get(super::upstream::LAST_EVENT_ID) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(id)) if !id.is_empty() && id.len() <= 128 => {
+                Some(id.clone())
+            }
+            Some(_) => {
+                return Err(format!(
+                    "extensions.{} must be an event id the router gave (a string)",
+                    super::upstream::LAST_EVENT_ID
+                ));
+            }
+        };
+        let max_per_second = match extensions.get(MAX_EVENTS_PER_SECOND) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(value) => match value.as_u64() {
+                Some(n) if (1..=1000).contains(&n) => u32::try_from(n).ok(),
+                _ => {
+                    return Err(format!(
+                        "extensions.{MAX_EVENTS_PER_SECOND} must be a whole number from 1 to 1000"
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            last_event_id,
+            max_per_second,
+        })
+    }
+
+    /// The least time between two deliveries.
+    fn interval(&self) -> Option<Duration> {
+        self.max_per_second
+            .map(|n| Duration::from_secs(1) / n.max(1))
+    }
 }
 
 /// The operation on one engine, attached to its upstream.
@@ -122,20 +182,50 @@ impl GroupRun {
             init_payload,
             engine,
             planned,
+            stream,
         } = self;
         let mut changes = hub.live.changes();
         changes.mark_unchanged();
-        let Some(mut attached) = attach(&hub, engine, planned, init_payload.as_deref()) else {
+        let resume = stream.last_event_id.as_deref();
+        let Some(mut attached) = attach(&hub, engine, planned, init_payload.as_deref(), resume)
+        else {
             let _ = sender.send(Delivery::error(
                 "the subscription's plan has no subgraph subscription",
                 codes::PLAN_FAILED,
             ));
             return;
         };
+        // Conflation: the newest event not delivered yet, and when the next may go.
+        let interval = stream.interval();
+        let mut held: Option<Bytes> = None;
+        let mut next_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 event = attached.upstream.recv() => {
+                    if let (Some(interval), Some(UpstreamEvent::Next(payload))) = (interval, &event) {
+                        let now = tokio::time::Instant::now();
+                        if now < next_at || held.is_some() {
+                            // One it replaces is received but never completed.
+                            if held.replace(payload.clone()).is_some() {
+                                hub.metrics.events_received.inc();
+                            }
+                            continue;
+                        }
+                        next_at = now + interval;
+                    } else if let Some(payload) = held.take() {
+                        // The subscription is ending: its newest event still goes first.
+                        if !deliver(&hub, &attached, Some(UpstreamEvent::Next(payload)), &sender).await {
+                            return;
+                        }
+                    }
                     if !deliver(&hub, &attached, event, &sender).await {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(next_at), if held.is_some() => {
+                    next_at = tokio::time::Instant::now() + interval.unwrap_or_default();
+                    let payload = held.take();
+                    if !deliver(&hub, &attached, payload.map(UpstreamEvent::Next), &sender).await {
                         return;
                     }
                 }
@@ -144,7 +234,7 @@ impl GroupRun {
                         continue;
                     }
                     let engine = hub.live.engine();
-                    match replan(&hub, &engine, &request, &client_headers, init_payload.as_deref(), attached) {
+                    match replan(&hub, &engine, &request, &client_headers, init_payload.as_deref(), resume, attached) {
                         Ok(next) => attached = next,
                         Err(errors) => {
                             let _ = sender.send(errors);
@@ -163,11 +253,12 @@ fn attach(
     engine: Arc<Engine>,
     planned: PlannedOperation,
     init_payload: Option<&str>,
+    resume: Option<&str>,
 ) -> Option<Attached> {
     let Some(PlanNode::Subscription { primary, .. }) = &planned.plan.root else {
         return None;
     };
-    let identity = upstream_identity(hub, &engine, &planned, primary, init_payload);
+    let identity = upstream_identity(hub, &engine, &planned, primary, init_payload, resume);
     let upstream = hub.upstream(&identity.0, identity.1.clone());
     Some(Attached {
         engine,
@@ -184,6 +275,7 @@ fn upstream_identity(
     planned: &PlannedOperation,
     primary: &FetchNode,
     init_payload: Option<&str>,
+    resume: Option<&str>,
 ) -> (super::upstream::ConnectionKey, Bytes) {
     let subgraph = engine.supergraph().subgraph(primary.graph);
     let url = hub.subscription_url(&subgraph.name, &subgraph.url);
@@ -197,7 +289,10 @@ fn upstream_identity(
                 .map(|v| (name.to_string(), v.clone()))
         })
         .collect();
-    let payload = serde_json::json!({ "query": primary.operation, "variables": variables });
+    let mut payload = serde_json::json!({ "query": primary.operation, "variables": variables });
+    if let Some(last) = resume {
+        payload["extensions"] = serde_json::json!({ super::upstream::LAST_EVENT_ID: last });
+    }
     // A connection is shared by clients: it carries their common headers, not one client's
     // request id or trace context.
     let key = super::upstream::ConnectionKey {
@@ -274,6 +369,7 @@ async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
         variables: &planned.variables,
         headers: &planned.headers,
     };
+    let event_id = super::upstream::event_id(&payload);
     let response = attached.engine.executor().execute_event(job, payload).await;
     let mut out = response
         .data
@@ -285,8 +381,28 @@ async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
         out.extend_from_slice(b",\"errors\":");
         let _ = serde_json::to_writer(&mut out, &response.errors);
     }
+    if let Some(id) = event_id {
+        out.extend_from_slice(b",\"extensions\":{\"eventId\":");
+        let _ = serde_json::to_writer(&mut out, &id);
+        out.push(b'}');
+    }
     out.push(b'}');
     Arc::from(out)
+}
+
+/// What a delivery's closing `"extensions":{"eventId":…}}` (written by the group) names, read
+/// from its end without parsing the rest; `None` without one, or for an id that needed
+/// escaping.
+pub fn delivered_event_id(delivery: &[u8]) -> Option<&str> {
+    const TAG: &[u8] = b"\"extensions\":{\"eventId\":\"";
+    let body = delivery.strip_suffix(b"\"}}")?;
+    let tail = &body[body.len().saturating_sub(256)..];
+    let start = tail.windows(TAG.len()).rposition(|window| window == TAG)? + TAG.len();
+    let id = &tail[start..];
+    if id.is_empty() || id.iter().any(|b| matches!(b, b'"' | b'\\' | b'\n' | b'\r')) {
+        return None;
+    }
+    std::str::from_utf8(id).ok()
 }
 
 /// Plans the group's operation on the new `engine`: keeps the upstream when the primary is
@@ -297,6 +413,7 @@ fn replan(
     request: &GraphQLRequest,
     client_headers: &HeaderMap,
     init_payload: Option<&str>,
+    resume: Option<&str>,
     attached: Attached,
 ) -> Result<Attached, Delivery> {
     let ctx = RequestContext::default();
@@ -318,7 +435,7 @@ fn replan(
             codes::SUBSCRIPTION_SCHEMA_RELOAD,
         ));
     };
-    let identity = upstream_identity(hub, engine, &planned, primary, init_payload);
+    let identity = upstream_identity(hub, engine, &planned, primary, init_payload, resume);
     if identity == attached.identity {
         tracing::debug!("supergraph reloaded; the subscription continues on its upstream");
         return Ok(Attached {
@@ -337,4 +454,49 @@ fn replan(
         upstream,
         identity,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_event_id_is_read_from_its_end() {
+        let tagged = br#"{"data":{"a":"\"extensions\":{\"eventId\":\"x\"}}"},"extensions":{"eventId":"17-2"}}"#;
+        assert_eq!(delivered_event_id(tagged), Some("17-2"));
+        assert_eq!(delivered_event_id(br#"{"data":{"a":1}}"#), None);
+        assert_eq!(
+            delivered_event_id(br#"{"data":null,"extensions":{"eventId":"a\"b"}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn stream_options_come_from_the_request_extensions_and_bad_ones_are_refused() {
+        let request = |extensions: serde_json::Value| GraphQLRequest {
+            query: Some("subscription { a }".to_owned()),
+            operation_name: None,
+            variables: None,
+            extensions: extensions.as_object().cloned(),
+        };
+        let options = StreamOptions::of(&request(serde_json::json!({
+            "lastEventId": "5-0",
+            "maxEventsPerSecond": 2,
+        })))
+        .expect("valid");
+        assert_eq!(options.last_event_id.as_deref(), Some("5-0"));
+        assert_eq!(options.interval(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            StreamOptions::of(&request(serde_json::json!({}))).expect("valid"),
+            StreamOptions::default()
+        );
+        for bad in [
+            serde_json::json!({ "lastEventId": 5 }),
+            serde_json::json!({ "maxEventsPerSecond": 0 }),
+            serde_json::json!({ "maxEventsPerSecond": 2.5 }),
+            serde_json::json!({ "maxEventsPerSecond": "2" }),
+        ] {
+            assert!(StreamOptions::of(&request(bad)).is_err());
+        }
+    }
 }

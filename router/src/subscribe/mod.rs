@@ -102,6 +102,8 @@ pub(crate) struct GroupKey {
     variables: String,
     headers: SubgraphHeaders,
     init_payload: Option<String>,
+    /// Resuming clients and rate-limited ones are served apart from live ones.
+    stream: group::StreamOptions,
 }
 
 /// One upstream subscription shared by every group whose primary is the same.

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
-use super::group::{Delivery, Group, GroupRun};
+use super::group::{Delivery, Group, GroupRun, StreamOptions};
 use super::{GroupKey, Hub};
 use crate::engine::{RequestContext, ResponseMediaType};
 use crate::error::{GraphQLError, codes};
@@ -162,6 +162,12 @@ impl Hub {
                 codes::SUBSCRIPTION_LIMIT,
             )]);
         };
+        let stream = match StreamOptions::of(&request) {
+            Ok(stream) => stream,
+            Err(message) => {
+                return Started::Refused(vec![GraphQLError::new(message, codes::BAD_REQUEST)]);
+            }
+        };
         let init_payload = init_payload
             .filter(|_| self.config.forward_init_payload)
             .map(Value::to_string);
@@ -175,6 +181,7 @@ impl Hub {
                 .unwrap_or_default(),
             headers: planned.headers.identity(),
             init_payload: init_payload.clone(),
+            stream: stream.clone(),
         };
         let group = {
             let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
@@ -187,6 +194,7 @@ impl Hub {
                         init_payload,
                         engine,
                         planned,
+                        stream,
                     };
                     let group = Group::start(self, key.clone(), run, self.config.client_queue);
                     groups.insert(key, Arc::downgrade(&group));

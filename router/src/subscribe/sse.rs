@@ -2,7 +2,8 @@
 //! a GET or POST with `Accept: text/event-stream` gets a stream of `event: next` messages
 //! (`data:` a GraphQL response), then `event: complete` with an empty `data:` line (which
 //! `EventSource` needs). A request the router refuses is a `next` with the errors, then
-//! `complete`. A comment line keeps an idle stream alive; the client stops by closing.
+//! `complete`. A comment line keeps an idle stream alive; the client stops by closing. An event
+//! with an id (`extensions.eventId`) carries it as `id:`.
 
 use std::sync::Arc;
 
@@ -54,10 +55,17 @@ pub fn respond(hub: Arc<Hub>, started: Started, slot: ConnectionSlot) -> Respons
 
 const COMPLETE: &[u8] = b"event: complete\ndata:\n\n";
 
-/// `event: next` with `data` (JSON has no raw newlines, so one `data:` line).
+/// `event: next` with `data` (JSON has no raw newlines, so one `data:` line), and the event's
+/// id as `id:` when it has one, which `EventSource` sends back as `Last-Event-ID`.
 fn frame(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 20);
-    out.extend_from_slice(b"event: next\ndata: ");
+    let mut out = Vec::with_capacity(data.len() + 48);
+    out.extend_from_slice(b"event: next\n");
+    if let Some(id) = super::group::delivered_event_id(data) {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
     out

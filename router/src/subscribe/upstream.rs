@@ -190,6 +190,66 @@ impl Upstreams {
 struct Active {
     payload: Bytes,
     events: mpsc::Sender<UpstreamEvent>,
+    /// The id of the last event it got, when the subgraph tags events
+    /// (`extensions.eventId`): a subscription renewed after a lost connection resumes after it.
+    last_event: Option<Box<str>>,
+}
+
+impl Active {
+    fn new(payload: Bytes, events: mpsc::Sender<UpstreamEvent>) -> Self {
+        Self {
+            payload,
+            events,
+            last_event: None,
+        }
+    }
+
+    /// What renews the subscription: its payload, resuming after its last event if known.
+    fn renewal(&self) -> std::borrow::Cow<'_, Bytes> {
+        match &self.last_event {
+            Some(last) => std::borrow::Cow::Owned(resume_after(&self.payload, last)),
+            None => std::borrow::Cow::Borrowed(&self.payload),
+        }
+    }
+}
+
+/// The request extension that asks a subgraph to resume a subscription after an event.
+pub const LAST_EVENT_ID: &str = "lastEventId";
+
+/// `payload` (a GraphQL request as JSON) with `extensions.lastEventId` set to `last`.
+pub fn resume_after(payload: &[u8], last: &str) -> Bytes {
+    let mut request: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).unwrap_or_default();
+    let extensions = request
+        .entry("extensions")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !extensions.is_object() {
+        *extensions = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let Some(extensions) = extensions.as_object_mut() {
+        extensions.insert(LAST_EVENT_ID.to_owned(), last.into());
+    }
+    Bytes::from(serde_json::to_vec(&request).unwrap_or_default())
+}
+
+/// The `extensions.eventId` of a subscription response (JSON text), if it has one.
+pub fn event_id(response: &[u8]) -> Option<Box<str>> {
+    #[derive(Deserialize)]
+    struct Tagged<'a> {
+        #[serde(borrow)]
+        extensions: Option<Extensions<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Extensions<'a> {
+        #[serde(rename = "eventId", borrow)]
+        event_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    // Most subgraphs tag nothing: don't parse what cannot hold an id.
+    if !response.windows(9).any(|window| window == b"\"eventId\"") {
+        return None;
+    }
+    let tagged: Tagged = serde_json::from_slice(response).ok()?;
+    tagged.extensions?.event_id.map(|id| id.into())
 }
 
 type Socket =
@@ -258,7 +318,7 @@ async fn run(
                 command = commands.recv() => match command {
                     None => return,
                     Some(Command::Subscribe { id, payload, events }) => {
-                        active.insert(id, Active { payload, events });
+                        active.insert(id, Active::new(payload, events));
                     }
                     Some(Command::Unsubscribe(id)) => {
                         active.remove(&id);
@@ -376,7 +436,7 @@ async fn serve(
     commands: &mut mpsc::UnboundedReceiver<Command>,
 ) -> Ended {
     for (id, sub) in active.iter() {
-        if let Err(err) = socket.send(subscribe_message(*id, &sub.payload)).await {
+        if let Err(err) = socket.send(subscribe_message(*id, &sub.renewal())).await {
             return Ended::Lost(err.to_string());
         }
     }
@@ -411,7 +471,7 @@ async fn serve(
                 }
                 Some(Command::Subscribe { id, payload, events }) => {
                     let message = subscribe_message(id, &payload);
-                    active.insert(id, Active { payload, events });
+                    active.insert(id, Active::new(payload, events));
                     if let Err(err) = socket.send(message).await {
                         return Ended::Lost(err.to_string());
                     }
@@ -455,9 +515,13 @@ fn route(text: &str, active: &mut HashMap<u64, Active>) -> Option<Message> {
     match (message.kind, id) {
         ("ping", _) => return Some(Message::text(r#"{"type":"pong"}"#)),
         ("next", Some(id)) => {
-            let sub = active.get(&id)?;
+            let sub = active.get_mut(&id)?;
+            let payload = payload();
+            if let Some(last) = event_id(&payload) {
+                sub.last_event = Some(last);
+            }
             if let Err(mpsc::error::TrySendError::Full(_)) =
-                sub.events.try_send(UpstreamEvent::Next(payload()))
+                sub.events.try_send(UpstreamEvent::Next(payload))
             {
                 let _ = sub.events.try_send(UpstreamEvent::Failed(
                     "events arrived faster than they were completed".to_owned(),
@@ -489,10 +553,10 @@ mod tests {
         let mut map = HashMap::new();
         map.insert(
             7,
-            Active {
-                payload: Bytes::from_static(b"{}"),
+            Active::new(
+                Bytes::from_static(br#"{"query":"subscription { a }"}"#),
                 events,
-            },
+            ),
         );
         (map, receiver)
     }
@@ -515,6 +579,38 @@ mod tests {
         route(r#"{"type":"complete","id":"7"}"#, &mut map);
         assert_eq!(receiver.try_recv().ok(), Some(UpstreamEvent::Complete));
         assert!(map.is_empty());
+    }
+
+    #[test]
+    fn a_renewed_subscription_resumes_after_the_last_event_it_got() {
+        let (mut map, mut receiver) = active();
+        assert_eq!(
+            map[&7].renewal().as_ref(),
+            &map[&7].payload,
+            "nothing to resume from"
+        );
+        route(
+            r#"{"type":"next","id":"7","payload":{"data":{"a":1},"extensions":{"eventId":"5-1"}}}"#,
+            &mut map,
+        );
+        route(
+            r#"{"type":"next","id":"7","payload":{"data":{"a":2}}}"#,
+            &mut map,
+        );
+        assert!(receiver.try_recv().is_ok());
+        let renewal: serde_json::Value = serde_json::from_slice(&map[&7].renewal()).expect("JSON");
+        assert_eq!(
+            renewal,
+            serde_json::json!({
+                "query": "subscription { a }",
+                "extensions": { "lastEventId": "5-1" },
+            })
+        );
+        assert_eq!(event_id(br#"{"data":{"eventId":"no"}}"#), None);
+        assert_eq!(
+            event_id(br#"{"data":null,"extensions":{"eventId":"9-0"}}"#).as_deref(),
+            Some("9-0")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, TryStreamExt};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
@@ -257,9 +257,12 @@ pub struct Subscription;
 #[GqlSubscription]
 impl Subscription {
     /// Every user created from now on.
-    async fn user_created(&self, ctx: &Context<'_>) -> impl Stream<Item = User> {
+    async fn user_created(
+        &self,
+        ctx: &Context<'_>,
+    ) -> impl Stream<Item = async_graphql::Result<User>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::USER_CREATED)
-            .map(User::from)
+            .follow(ctx, &events::USER_CREATED)
+            .map_ok(User::from)
     }
 }

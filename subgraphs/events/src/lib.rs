@@ -2,7 +2,7 @@
 //! with the type of its payload, defined once.
 //!
 //! Producers write through [`tessera_kit::outbox::enqueue`] and consumers read through
-//! [`tessera_kit::AppState::events`] or [`tessera_kit::consume::spawn_consumer`], all with the
+//! [`tessera_kit::AppState::follow`] or [`tessera_kit::consume::spawn_consumer`], all with the
 //! same [`Topic`] constant, so a renamed topic or a changed payload breaks the build of every
 //! side instead of silently breaking the saga. Payloads are JSON with camelCase members.
 //!

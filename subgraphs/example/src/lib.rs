@@ -12,7 +12,7 @@ use std::path::Path;
 
 use tessera_accounts::Accounts;
 use tessera_inventory::Inventory;
-use tessera_kit::{Config, EventBus, Running, StartError, Subgraph};
+use tessera_kit::{Config, Running, StartError, Subgraph};
 use tessera_orders::Orders;
 use tessera_products::Products;
 use tessera_reviews::Reviews;
@@ -37,10 +37,7 @@ async fn start_one<S: Subgraph>(base: &Config, host: IpAddr) -> Result<Running, 
 pub async fn start_all(base: &Config, host: IpAddr) -> Result<Vec<Running>, StartError> {
     let mut config = base.clone();
     if config.shared_bus.is_none() {
-        config.shared_bus = Some(match &config.redis_url {
-            Some(url) => EventBus::redis(url, &config.event_prefix)?,
-            None => EventBus::in_process(&config.event_prefix),
-        });
+        config.shared_bus = Some(config.event_bus()?);
     }
     Ok(vec![
         start_one::<Accounts>(&config, host).await?,

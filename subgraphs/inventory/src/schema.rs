@@ -7,7 +7,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, TryStreamExt};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder,
@@ -377,13 +377,13 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         upc: Option<String>,
-    ) -> impl Stream<Item = StockChange> {
+    ) -> impl Stream<Item = async_graphql::Result<StockChange>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::STOCK_CHANGED)
-            .filter(move |change| {
+            .follow(ctx, &events::STOCK_CHANGED)
+            .try_filter(move |change| {
                 std::future::ready(upc.as_ref().is_none_or(|upc| *upc == change.upc))
             })
-            .map(StockChange::from)
+            .map_ok(StockChange::from)
     }
 
     /// Stock changes that leave a product at or below `threshold` units.
@@ -391,10 +391,10 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 5)] threshold: i64,
-    ) -> impl Stream<Item = StockChange> {
+    ) -> impl Stream<Item = async_graphql::Result<StockChange>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::STOCK_CHANGED)
-            .filter(move |change| std::future::ready(change.stock <= threshold))
-            .map(StockChange::from)
+            .follow(ctx, &events::STOCK_CHANGED)
+            .try_filter(move |change| std::future::ready(change.stock <= threshold))
+            .map_ok(StockChange::from)
     }
 }

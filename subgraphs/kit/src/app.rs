@@ -80,15 +80,36 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Every event on `topic` from now on, decoded and counted as received.
-    pub fn events<T: serde::de::DeserializeOwned + Send + 'static>(
+    /// Every event on `topic` for a subscription resolver: after the request's
+    /// `extensions.lastEventId` when it names one (replayed, then live), else from now on;
+    /// decoded, counted as received, and each response tagged with its event's id
+    /// ([`crate::resume`]). Ends with an `EVENT_GAP` error when events after that id are no
+    /// longer kept. Events that don't decode are logged and skipped.
+    pub fn follow<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
+        ctx: &async_graphql::Context<'_>,
         topic: &crate::events::Topic<T>,
-    ) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    ) -> impl futures_util::Stream<Item = async_graphql::Result<T>> + Send + 'static {
+        use async_graphql::ErrorExtensions as _;
+        let cursor = ctx
+            .data_opt::<std::sync::Arc<crate::resume::Cursor>>()
+            .cloned();
+        let after = cursor.as_ref().and_then(|cursor| cursor.after());
         let metrics = self.metrics.clone();
         let counted = topic.name();
-        futures_util::StreamExt::inspect(self.bus.events::<T>(counted), move |_| {
-            metrics.event_received(counted);
+        futures_util::StreamExt::filter_map(self.bus.follow(counted, after), move |item| {
+            let out = match item {
+                Ok(event) => {
+                    metrics.event_received(counted);
+                    if let Some(cursor) = &cursor {
+                        cursor.record(event.id);
+                    }
+                    crate::events::decode::<T>(&event).map(|(_, payload)| Ok(payload))
+                }
+                Err(gap) => Some(Err(async_graphql::Error::new(gap.to_string())
+                    .extend_with(|_, ext| ext.set("code", crate::resume::EVENT_GAP)))),
+            };
+            std::future::ready(out)
         })
     }
 
@@ -122,6 +143,7 @@ pub fn schema<S: Subgraph>(app: Option<&AppState>) -> SubgraphSchema<S> {
     .enable_federation()
     .enable_subscription_in_federation()
     .extension(ErrorCodes)
+    .extension(crate::resume::EventIds)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY);
     match app {
@@ -207,17 +229,14 @@ pub async fn start<S: Subgraph>(
         tracing::info!(subgraph = S::NAME, "seeding example data (if empty)");
         S::seed(&db).await?;
     }
-    let bus = match (&config.shared_bus, &config.redis_url) {
-        (Some(bus), _) => bus.clone(),
+    match (&config.shared_bus, &config.redis_url) {
+        (Some(_), _) => {}
         (None, Some(redis)) => {
             tracing::info!(subgraph = S::NAME, redis = %redact(redis), prefix = config.event_prefix, "event bus: redis");
-            EventBus::redis(redis, &config.event_prefix)?
         }
-        (None, None) => {
-            tracing::info!(subgraph = S::NAME, "event bus: in-process");
-            EventBus::in_process(&config.event_prefix)
-        }
-    };
+        (None, None) => tracing::info!(subgraph = S::NAME, "event bus: in-process"),
+    }
+    let bus = config.event_bus()?;
     let app = AppState {
         name: S::NAME,
         db,

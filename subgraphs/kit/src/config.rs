@@ -27,6 +27,15 @@ pub struct Config {
     #[arg(long, env = "EVENT_PREFIX", default_value = "tessera:")]
     pub event_prefix: String,
 
+    /// About how many events each topic's stream keeps, for subscriptions that resume
+    /// (`extensions.lastEventId`) or catch up. Resuming from further back is an `EVENT_GAP`.
+    #[arg(long, env = "EVENT_STREAM_MAX_LEN", default_value_t = 100_000)]
+    pub event_stream_max_len: usize,
+
+    /// Events older than this many seconds leave each topic's stream, when set.
+    #[arg(long, env = "EVENT_STREAM_MAX_AGE_SECS")]
+    pub event_stream_max_age_secs: Option<u64>,
+
     /// Load the example data when the database is empty.
     #[arg(long, env = "SEED")]
     pub seed: bool,
@@ -68,6 +77,8 @@ impl Config {
             database_url: None,
             redis_url: None,
             event_prefix: "tessera:".to_owned(),
+            event_stream_max_len: 100_000,
+            event_stream_max_age_secs: None,
             seed: false,
             data_dir: PathBuf::from("./data"),
             print_sdl: false,
@@ -76,6 +87,30 @@ impl Config {
             consumer_claim_idle_ms: 30_000,
             shared_bus: None,
         }
+    }
+
+    /// How much of each topic's history the event bus keeps.
+    pub fn retention(&self) -> crate::events::Retention {
+        crate::events::Retention {
+            max_events: self.event_stream_max_len,
+            max_age: self
+                .event_stream_max_age_secs
+                .map(std::time::Duration::from_secs),
+        }
+    }
+
+    /// The event bus this configuration asks for: the shared one, on Redis when a URL is set,
+    /// else in-process.
+    pub fn event_bus(&self) -> Result<crate::events::EventBus, crate::events::BusError> {
+        Ok(match (&self.shared_bus, &self.redis_url) {
+            (Some(bus), _) => bus.clone(),
+            (None, Some(redis)) => {
+                crate::events::EventBus::redis_with(redis, &self.event_prefix, self.retention())?
+            }
+            (None, None) => {
+                crate::events::EventBus::in_process_with(&self.event_prefix, self.retention())
+            }
+        })
     }
 
     /// The database URL to use for subgraph `name`: the configured one, or a SQLite file in

@@ -11,6 +11,8 @@
 //!   in-process, or an in-process bus when no Redis is configured.
 //! - [`outbox`]: [`outbox::enqueue`] inside a mutation's transaction, and the relay that
 //!   publishes committed rows.
+//! - [`resume`]: event ids on subscription responses, and `extensions.lastEventId` to resume
+//!   after one.
 //! - [`serve`]: the axum app: `/graphql` over HTTP and WebSocket, `/health`, `/metrics`.
 //! - [`metrics`]: per-process Prometheus metrics.
 //! - [`error`]: the resolver [`Error`] and the extension that puts `extensions.code` on every
@@ -26,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod outbox;
+pub mod resume;
 pub mod serve;
 
 /// Where a page of results ends: the `PageInfo` that every paginated subgraph shares

@@ -149,9 +149,10 @@ async fn publish_pending(
         let event = Event {
             topic: row.topic.clone(),
             payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
+            id: None,
         };
         match bus.publish(&event).await {
-            Ok(()) => {
+            Ok(_) => {
                 metrics.event_published(&row.topic);
                 published.push(row.id);
             }

@@ -4,7 +4,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{
     ComplexObject, Context, Enum, ID, Object, SimpleObject, Subscription as GqlSubscription,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, TryStreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tessera_events as events;
 use tessera_kit::{AppState, Error, PageInfo, Result};
@@ -361,10 +361,13 @@ pub struct Subscription;
 #[GqlSubscription]
 impl Subscription {
     /// Every order placed from now on.
-    async fn order_placed(&self, ctx: &Context<'_>) -> impl Stream<Item = Order> {
+    async fn order_placed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> impl Stream<Item = async_graphql::Result<Order>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::ORDER_PLACED)
-            .map(Order::from_event)
+            .follow(ctx, &events::ORDER_PLACED)
+            .map_ok(Order::from_event)
     }
 
     /// Every status change from now on, of order `id` or of all orders.
@@ -372,11 +375,13 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         id: Option<ID>,
-    ) -> impl Stream<Item = Order> {
+    ) -> impl Stream<Item = async_graphql::Result<Order>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::ORDER_STATUS_CHANGED)
-            .map(Order::from_event)
-            .filter(move |order| std::future::ready(id.as_ref().is_none_or(|id| *id == order.id)))
+            .follow(ctx, &events::ORDER_STATUS_CHANGED)
+            .map_ok(Order::from_event)
+            .try_filter(move |order| {
+                std::future::ready(id.as_ref().is_none_or(|id| *id == order.id))
+            })
     }
 
     /// The shop's running figures: now, and again after every order event and stock change.

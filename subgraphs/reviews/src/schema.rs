@@ -8,7 +8,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{
     ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription as GqlSubscription,
 };
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, TryStreamExt};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
@@ -375,11 +375,11 @@ impl Subscription {
         &self,
         ctx: &Context<'_>,
         upc: Option<String>,
-    ) -> impl Stream<Item = Review> {
+    ) -> impl Stream<Item = async_graphql::Result<Review>> {
         ctx.data_unchecked::<AppState>()
-            .events(&events::REVIEW_ADDED)
-            .map(Review::from)
-            .filter(move |review| {
+            .follow(ctx, &events::REVIEW_ADDED)
+            .map_ok(Review::from)
+            .try_filter(move |review| {
                 std::future::ready(upc.as_ref().is_none_or(|upc| *upc == review.product_upc))
             })
     }
