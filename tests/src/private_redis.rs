@@ -22,6 +22,8 @@ const START_ATTEMPTS: usize = 3;
 #[derive(Debug)]
 pub struct PrivateRedis {
     port: u16,
+    /// Where it keeps an append-only file (fsynced on every write), when it persists.
+    aof_dir: Option<crate::TempDir>,
     /// `None` between [`PrivateRedis::kill`] and [`PrivateRedis::restart`].
     child: Option<Child>,
 }
@@ -29,10 +31,30 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts `redis-server` on a free port and returns once it answers `PING`.
     pub async fn start() -> anyhow::Result<PrivateRedis> {
+        Self::start_with(false).await
+    }
+
+    /// [`PrivateRedis::start`], keeping its data across kills and restarts in an append-only
+    /// file written through on every command (`appendfsync always`), as a production Redis
+    /// that must not lose events would.
+    pub async fn start_persistent() -> anyhow::Result<PrivateRedis> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> anyhow::Result<PrivateRedis> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let mut redis = PrivateRedis { port, child: None };
+            let aof_dir = if persistent {
+                Some(crate::TempDir::create("redis")?)
+            } else {
+                None
+            };
+            let mut redis = PrivateRedis {
+                port,
+                aof_dir,
+                child: None,
+            };
             match redis.restart().await {
                 Ok(()) => return Ok(redis),
                 Err(err) => last_error = Some(err),
@@ -83,9 +105,20 @@ impl PrivateRedis {
         if self.child.is_some() {
             self.kill().await?;
         }
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string()]).args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.aof_dir {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -186,9 +186,16 @@ impl GroupRun {
         } = self;
         let mut changes = hub.live.changes();
         changes.mark_unchanged();
-        let resume = stream.last_event_id.as_deref();
-        let Some(mut attached) = attach(&hub, engine, planned, init_payload.as_deref(), resume)
-        else {
+        // A resuming group follows its own position: after a re-plan onto a new upstream it
+        // resumes after the last event it had, not the one its clients first named.
+        let mut resume = stream.last_event_id.clone();
+        let Some(mut attached) = attach(
+            &hub,
+            engine,
+            planned,
+            init_payload.as_deref(),
+            resume.as_deref(),
+        ) else {
             let _ = sender.send(Delivery::error(
                 "the subscription's plan has no subgraph subscription",
                 codes::PLAN_FAILED,
@@ -202,6 +209,11 @@ impl GroupRun {
         loop {
             tokio::select! {
                 event = attached.upstream.recv() => {
+                    if let (Some(_), Some(UpstreamEvent::Next(payload))) = (&resume, &event)
+                        && let Some(id) = super::upstream::event_id(payload)
+                    {
+                        resume = Some(id.into());
+                    }
                     if let (Some(interval), Some(UpstreamEvent::Next(payload))) = (interval, &event) {
                         let now = tokio::time::Instant::now();
                         if now < next_at || held.is_some() {
@@ -234,7 +246,7 @@ impl GroupRun {
                         continue;
                     }
                     let engine = hub.live.engine();
-                    match replan(&hub, &engine, &request, &client_headers, init_payload.as_deref(), resume, attached) {
+                    match replan(&hub, &engine, &request, &client_headers, init_payload.as_deref(), resume.as_deref(), attached) {
                         Ok(next) => attached = next,
                         Err(errors) => {
                             let _ = sender.send(errors);
@@ -259,7 +271,7 @@ fn attach(
         return None;
     };
     let identity = upstream_identity(hub, &engine, &planned, primary, init_payload, resume);
-    let upstream = hub.upstream(&identity.0, identity.1.clone());
+    let upstream = hub.upstream(&identity.0, identity.1.clone(), resume.is_some());
     Some(Attached {
         engine,
         planned,
@@ -446,7 +458,7 @@ fn replan(
         });
     }
     tracing::info!("supergraph reloaded; the subscription's upstream operation changed");
-    let upstream = hub.upstream(&identity.0, identity.1.clone());
+    let upstream = hub.upstream(&identity.0, identity.1.clone(), resume.is_some());
     drop(attached);
     Ok(Attached {
         engine: Arc::clone(engine),

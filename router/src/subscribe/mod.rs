@@ -27,7 +27,7 @@ pub mod transport_ws;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -104,6 +104,22 @@ pub(crate) struct GroupKey {
     init_payload: Option<String>,
     /// Resuming clients and rate-limited ones are served apart from live ones.
     stream: group::StreamOptions,
+    /// Unique for a resuming client: its group replays from the client's own position, and a
+    /// client that joined a group already replaying would miss what went before it joined.
+    resume: Option<u64>,
+}
+
+/// Numbers the groups of resuming clients apart.
+static RESUMES: AtomicU64 = AtomicU64::new(0);
+
+impl GroupKey {
+    /// The resume slot of a group for `stream`: unique when it resumes.
+    pub(crate) fn resume_slot(stream: &group::StreamOptions) -> Option<u64> {
+        stream
+            .last_event_id
+            .as_ref()
+            .map(|_| RESUMES.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// One upstream subscription shared by every group whose primary is the same.
@@ -215,10 +231,17 @@ impl Hub {
     }
 
     /// The shared upstream subscription for `key` and `payload`, subscribing when none runs.
-    pub fn upstream(self: &Arc<Self>, key: &ConnectionKey, payload: Bytes) -> UpstreamFeed {
+    /// One that replays (`private`: it resumes after an event id) is never shared: a group that
+    /// joined it late would miss what it replayed before.
+    pub fn upstream(
+        self: &Arc<Self>,
+        key: &ConnectionKey,
+        payload: Bytes,
+        private: bool,
+    ) -> UpstreamFeed {
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let id = (key.clone(), payload);
-        if let Some(existing) = shared.get(&id).and_then(Weak::upgrade) {
+        if !private && let Some(existing) = shared.get(&id).and_then(Weak::upgrade) {
             return UpstreamFeed {
                 receiver: existing.sender.subscribe(),
                 _share: existing,
@@ -248,7 +271,9 @@ impl Hub {
             task: task.abort_handle(),
             hub: Arc::downgrade(self),
         });
-        shared.insert(id, Arc::downgrade(&share));
+        if !private {
+            shared.insert(id, Arc::downgrade(&share));
+        }
         UpstreamFeed {
             receiver,
             _share: share,

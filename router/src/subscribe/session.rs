@@ -181,6 +181,7 @@ impl Hub {
                 .unwrap_or_default(),
             headers: planned.headers.identity(),
             init_payload: init_payload.clone(),
+            resume: GroupKey::resume_slot(&stream),
             stream: stream.clone(),
         };
         let group = {

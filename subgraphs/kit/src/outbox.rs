@@ -124,15 +124,27 @@ pub fn spawn_relay(
     })
 }
 
-/// Publishes up to [`BATCH`] unsent rows in order and marks those that went out. Rows are
-/// locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL) so replicas sharing a database don't publish
-/// the same row twice.
+/// The advisory lock that lets one relay at a time publish a PostgreSQL database's outbox.
+const RELAY_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
+
+/// Publishes up to [`BATCH`] unsent rows in order and marks those that went out. On PostgreSQL
+/// the relays of replicas sharing a database take turns (a transaction-scoped advisory lock),
+/// so events go out in the outbox's order whichever replica wrote them; the rows are locked too
+/// (`FOR UPDATE SKIP LOCKED`), so none is published twice.
 async fn publish_pending(
     db: &DatabaseConnection,
     bus: &EventBus,
     metrics: &Metrics,
 ) -> Result<u64, RelayError> {
     let txn = db.begin().await?;
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [RELAY_LOCK.into()],
+        ))
+        .await?;
+    }
     let rows = entity::Entity::find()
         .filter(entity::Column::PublishedAt.is_null())
         .order_by_asc(entity::Column::Id)
