@@ -349,12 +349,23 @@ async fn a_rate_limited_subscription_gets_at_most_its_rate_and_ends_on_the_newes
     }
     let publishing = started.elapsed();
     let (client, arrivals) = reader.await?;
-    // Deliveries are at least half a second apart: no second holds more than two.
+    // The router sends at least half a second apart, so no second holds more than two. Seen
+    // from here, on a loaded machine, an arrival can be late by a scheduling delay: three within
+    // 700 ms would still be a broken limit (without one, 150 events come in three seconds).
     for pair in arrivals.windows(3) {
         let span = pair[2].0 - pair[0].0;
         assert!(
-            span >= Duration::from_millis(950),
+            span >= Duration::from_millis(700),
             "three events within {span:?}"
+        );
+    }
+    if let (Some(first), Some(last)) = (arrivals.first(), arrivals.last()) {
+        let allowed = (last.0 - first.0).as_secs_f64() * 2.0 + 2.0;
+        assert!(
+            arrivals.len() as f64 <= allowed,
+            "{} events over {:?}",
+            arrivals.len(),
+            last.0 - first.0
         );
     }
     let expected = publishing.as_secs_f64() * 2.0;
