@@ -1,5 +1,7 @@
 //! The axum app of a subgraph: `POST /graphql`, WebSocket subscriptions on `/graphql`,
-//! `GET /health` and `GET /metrics`.
+//! `GET /health` (ready: the database answers; 503 otherwise), `GET /live` (the process serves:
+//! for liveness probes, which must not restart a replica because its database is away) and
+//! `GET /metrics`.
 
 use std::time::Instant;
 
@@ -51,6 +53,7 @@ pub fn router<E: Executor>(executor: E, app: AppState, shutdown: watch::Receiver
     Router::new()
         .route("/graphql", post(graphql_http::<E>).get(graphql_ws::<E>))
         .route("/health", get(health::<E>))
+        .route("/live", get(|| async { Json(serde_json::json!({ "status": "alive" })) }))
         .route("/metrics", get(metrics::<E>))
         .route_layer(axum::middleware::from_fn_with_state(metrics_app, observe))
         .with_state(state)
