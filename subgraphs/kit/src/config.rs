@@ -29,6 +29,7 @@ pub struct Config {
 
     /// About how many events each topic's stream keeps, for subscriptions that resume
     /// (`extensions.lastEventId`) or catch up. Resuming from further back is an `EVENT_GAP`.
+    /// Without Redis the history is in memory, and at most 10,000 events per topic.
     #[arg(long, env = "EVENT_STREAM_MAX_LEN", default_value_t = 100_000)]
     pub event_stream_max_len: usize,
 
@@ -69,6 +70,9 @@ pub struct Config {
     pub shared_bus: Option<crate::events::EventBus>,
 }
 
+/// Events per topic an in-process bus keeps (in memory) for subscriptions that resume, at most.
+pub const IN_PROCESS_MAX_EVENTS: usize = 10_000;
+
 impl Config {
     /// A configuration with every default: what a binary started without flags gets.
     pub fn defaults() -> Self {
@@ -108,7 +112,10 @@ impl Config {
                 crate::events::EventBus::redis_with(redis, &self.event_prefix, self.retention())?
             }
             (None, None) => {
-                crate::events::EventBus::in_process_with(&self.event_prefix, self.retention())
+                // Kept in this process's memory: at most IN_PROCESS_MAX_EVENTS per topic.
+                let mut retention = self.retention();
+                retention.max_events = retention.max_events.min(IN_PROCESS_MAX_EVENTS);
+                crate::events::EventBus::in_process_with(&self.event_prefix, retention)
             }
         })
     }
