@@ -104,7 +104,7 @@ impl AppState {
                     if let Some(cursor) = &cursor {
                         cursor.record(event.id);
                     }
-                    crate::events::decode::<T>(&event).map(|(_, payload)| Ok(payload))
+                    crate::events::decode::<T>(&event).map(Ok)
                 }
                 Err(gap) => Some(Err(async_graphql::Error::new(gap.to_string())
                     .extend_with(|_, ext| ext.set("code", crate::resume::EVENT_GAP)))),
