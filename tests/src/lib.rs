@@ -13,6 +13,7 @@
 //! - [`private_redis`]: [`PrivateRedis`], a `redis-server` of the test's own that can be killed
 //!   and restarted on the same port, for reconnection tests.
 //! - [`node`]: [`NodeScript`], a Node script of `tests/js` (npm clients, browser drivers).
+//! - [`binaries`]: [`binary`], the path of a workspace binary, and [`free_port`].
 //! - [`temp_dir`]: [`TempDir`], a directory of the test's own, removed on drop.
 //! - [`poll`]: [`wait_until`], the only sanctioned way to wait for something to happen.
 //!
@@ -37,6 +38,7 @@
 //! # }
 //! ```
 
+pub mod binaries;
 pub mod db;
 pub mod http;
 pub mod node;
@@ -47,6 +49,7 @@ pub mod subgraph;
 pub mod temp_dir;
 pub mod ws;
 
+pub use binaries::{binary, free_port};
 pub use db::TestDb;
 pub use http::{
     post_graphql, post_graphql_with_headers, post_raw, post_raw_with_headers, read_stream_until,

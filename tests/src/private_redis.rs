@@ -44,7 +44,7 @@ impl PrivateRedis {
     async fn start_with(persistent: bool) -> anyhow::Result<PrivateRedis> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+            let port = crate::free_port()?;
             let aof_dir = if persistent {
                 Some(crate::TempDir::create("redis")?)
             } else {
@@ -168,10 +168,4 @@ async fn ping(client: &redis::Client) -> redis::RedisResult<()> {
     let mut connection = client.get_multiplexed_async_connection().await?;
     let _: String = redis::cmd("PING").query_async(&mut connection).await?;
     Ok(())
-}
-
-/// A port that was free a moment ago: bound on 127.0.0.1:0 and released.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }

@@ -28,28 +28,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 const QUERY: &str = "subscription { orderPlaced { id buyer { username } } }";
 const READY: Duration = Duration::from_secs(30);
 
-/// `target/<profile>/<name>`: this test runs as `target/<profile>/deps/integration-…`.
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("no target dir")?;
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is missing; build first: cargo build --workspace --bins",
-        path.display()
-    );
-    Ok(path)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A process of the deployment, killed (-9) on drop.
 struct Process {
     name: String,
@@ -318,10 +296,10 @@ async fn no_subscriber_loses_an_order_across_killed_replicas_and_a_redis_restart
     let mut replicas: Vec<[Process; 2]> = Vec::new();
     for name in names {
         let db = TestDb::create().await?;
-        let program = binary(&format!("tessera-{name}"))?;
+        let program = tessera_tests::binary(&format!("tessera-{name}"))?;
         let mut pair = Vec::new();
         for replica in 0..2 {
-            let port = free_port()?;
+            let port = tessera_tests::free_port()?;
             let env = [
                 ("LISTEN", format!("127.0.0.1:{port}")),
                 ("DATABASE_URL", db.url.clone()),
@@ -343,7 +321,7 @@ async fn no_subscriber_loses_an_order_across_killed_replicas_and_a_redis_restart
     // Router i reaches replica i of every subgraph.
     let dir = TempDir::create("loss")?;
     let schemas = tessera_example::schemas().await;
-    let tessera = binary("tessera")?;
+    let tessera = tessera_tests::binary("tessera")?;
     let mut routers = Vec::new();
     for replica in 0..2 {
         let sources = schemas
@@ -365,7 +343,7 @@ async fn no_subscriber_loses_an_order_across_killed_replicas_and_a_redis_restart
             .context("composition failed")?;
         let file = dir.path().join(format!("supergraph-{replica}.graphql"));
         std::fs::write(&file, supergraph)?;
-        let port = free_port()?;
+        let port = tessera_tests::free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let file = file.display().to_string();
         let mut router = Process::new(

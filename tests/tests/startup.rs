@@ -5,7 +5,7 @@
 //! The binaries are the ones `cargo build --workspace --bins` leaves next to this test binary's
 //! `deps/` directory; this test does not build them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,22 +38,6 @@ const CONFIG_VARS: [&str; 7] = [
 
 /// How long a binary may take to connect, migrate a new SQLite file and answer `/health`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `target/<profile>/tessera-<name>`: this test runs as `target/<profile>/deps/integration-…`.
-fn binary_path(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .with_context(|| format!("{} has no grandparent directory", exe.display()))?;
-    let path = dir.join(format!("tessera-{name}{}", std::env::consts::EXE_SUFFIX));
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is missing; build them first: cargo build --workspace --bins",
-        path.display()
-    );
-    Ok(path)
-}
 
 /// Whatever the child wrote to stderr so far, collected by a background task.
 #[derive(Clone, Default)]
@@ -88,7 +72,7 @@ impl Stderr {
 /// Starts `tessera-<name>` with no configuration in a fresh working directory, checks it, and
 /// kills and reaps it, whether the checks passed or not.
 async fn starts_without_configuration(name: &str, port: u16) -> anyhow::Result<()> {
-    let binary = binary_path(name)?;
+    let binary = tessera_tests::binary(&format!("tessera-{name}"))?;
     // Something already on the port would answer our requests instead of the child.
     anyhow::ensure!(
         tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -170,7 +170,8 @@ struct Attached {
     engine: Arc<Engine>,
     planned: PlannedOperation,
     upstream: UpstreamFeed,
-    /// What identifies the upstream: connection key and subscribe payload.
+    /// What identifies the upstream: connection key and subscribe payload (before any resume
+    /// point is added).
     identity: (super::upstream::ConnectionKey, Bytes),
 }
 
@@ -270,8 +271,8 @@ fn attach(
     let Some(PlanNode::Subscription { primary, .. }) = &planned.plan.root else {
         return None;
     };
-    let identity = upstream_identity(hub, &engine, &planned, primary, init_payload, resume);
-    let upstream = hub.upstream(&identity.0, identity.1.clone(), resume.is_some());
+    let identity = upstream_identity(hub, &engine, &planned, primary, init_payload);
+    let upstream = subscribe_upstream(hub, &identity, resume);
     Some(Attached {
         engine,
         planned,
@@ -280,14 +281,31 @@ fn attach(
     })
 }
 
-/// The connection and subscribe payload of a primary.
+/// Subscribes upstream for `identity`: shared, or after `resume` (then of its own: a group that
+/// joined a replay late would miss what went before).
+fn subscribe_upstream(
+    hub: &Arc<Hub>,
+    identity: &(super::upstream::ConnectionKey, Bytes),
+    resume: Option<&str>,
+) -> UpstreamFeed {
+    match resume {
+        Some(last) => hub.upstream(
+            &identity.0,
+            super::upstream::resume_after(&identity.1, last),
+            true,
+        ),
+        None => hub.upstream(&identity.0, identity.1.clone(), false),
+    }
+}
+
+/// The connection and subscribe payload of a primary (without a resume point, so that a
+/// re-plan onto the same primary keeps its upstream).
 fn upstream_identity(
     hub: &Hub,
     engine: &Engine,
     planned: &PlannedOperation,
     primary: &FetchNode,
     init_payload: Option<&str>,
-    resume: Option<&str>,
 ) -> (super::upstream::ConnectionKey, Bytes) {
     let subgraph = engine.supergraph().subgraph(primary.graph);
     let url = hub.subscription_url(&subgraph.name, &subgraph.url);
@@ -301,10 +319,7 @@ fn upstream_identity(
                 .map(|v| (name.to_string(), v.clone()))
         })
         .collect();
-    let mut payload = serde_json::json!({ "query": primary.operation, "variables": variables });
-    if let Some(last) = resume {
-        payload["extensions"] = serde_json::json!({ super::upstream::LAST_EVENT_ID: last });
-    }
+    let payload = serde_json::json!({ "query": primary.operation, "variables": variables });
     // A connection is shared by clients: it carries their common headers, not one client's
     // request id or trace context.
     let key = super::upstream::ConnectionKey {
@@ -447,7 +462,7 @@ fn replan(
             codes::SUBSCRIPTION_SCHEMA_RELOAD,
         ));
     };
-    let identity = upstream_identity(hub, engine, &planned, primary, init_payload, resume);
+    let identity = upstream_identity(hub, engine, &planned, primary, init_payload);
     if identity == attached.identity {
         tracing::debug!("supergraph reloaded; the subscription continues on its upstream");
         return Ok(Attached {
@@ -458,7 +473,7 @@ fn replan(
         });
     }
     tracing::info!("supergraph reloaded; the subscription's upstream operation changed");
-    let upstream = hub.upstream(&identity.0, identity.1.clone(), resume.is_some());
+    let upstream = subscribe_upstream(hub, &identity, resume);
     drop(attached);
     Ok(Attached {
         engine: Arc::clone(engine),

@@ -27,7 +27,7 @@ pub mod transport_ws;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -104,22 +104,6 @@ pub(crate) struct GroupKey {
     init_payload: Option<String>,
     /// Resuming clients and rate-limited ones are served apart from live ones.
     stream: group::StreamOptions,
-    /// Unique for a resuming client: its group replays from the client's own position, and a
-    /// client that joined a group already replaying would miss what went before it joined.
-    resume: Option<u64>,
-}
-
-/// Numbers the groups of resuming clients apart.
-static RESUMES: AtomicU64 = AtomicU64::new(0);
-
-impl GroupKey {
-    /// The resume slot of a group for `stream`: unique when it resumes.
-    pub(crate) fn resume_slot(stream: &group::StreamOptions) -> Option<u64> {
-        stream
-            .last_event_id
-            .as_ref()
-            .map(|_| RESUMES.fetch_add(1, Ordering::Relaxed))
-    }
 }
 
 /// One upstream subscription shared by every group whose primary is the same.

@@ -181,12 +181,18 @@ impl Hub {
                 .unwrap_or_default(),
             headers: planned.headers.identity(),
             init_payload: init_payload.clone(),
-            resume: GroupKey::resume_slot(&stream),
             stream: stream.clone(),
         };
+        // A resuming client's group replays from the client's own position: it is never
+        // shared (one that joined a replay late would miss what went before).
+        let shared = stream.last_event_id.is_none();
         let group = {
             let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-            match groups.get(&key).and_then(std::sync::Weak::upgrade) {
+            match groups
+                .get(&key)
+                .and_then(std::sync::Weak::upgrade)
+                .filter(|_| shared)
+            {
                 Some(group) => group,
                 None => {
                     let run = GroupRun {
@@ -198,7 +204,9 @@ impl Hub {
                         stream,
                     };
                     let group = Group::start(self, key.clone(), run, self.config.client_queue);
-                    groups.insert(key, Arc::downgrade(&group));
+                    if shared {
+                        groups.insert(key, Arc::downgrade(&group));
+                    }
                     group
                 }
             }

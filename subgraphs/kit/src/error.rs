@@ -131,7 +131,11 @@ impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
 
 struct ErrorCodesExtension;
 
-fn with_code(mut err: async_graphql::ServerError, code: &str) -> async_graphql::ServerError {
+/// `err` with `extensions.code` set to `code`, unless it has a code already.
+pub(crate) fn with_code(
+    mut err: async_graphql::ServerError,
+    code: &str,
+) -> async_graphql::ServerError {
     let has_code = err
         .extensions
         .as_ref()

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextSubscribe,
 };
-use async_graphql::{ErrorExtensions as _, Request, Response, ServerError, ServerResult, Value};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -74,18 +74,11 @@ struct EventIdsExtension {
 }
 
 fn bad_id(value: impl std::fmt::Display) -> ServerError {
-    let error = async_graphql::Error::new(format!(
+    let message = format!(
         "extensions.{LAST_EVENT_ID} must be an event id (`<millis>-<seq>`, as a response's \
          extensions.{EVENT_ID} gives it), not {value}"
-    ))
-    .extend_with(|_, ext| ext.set("code", BAD_EVENT_ID));
-    ServerError {
-        message: error.message,
-        source: None,
-        locations: Vec::new(),
-        path: Vec::new(),
-        extensions: error.extensions,
-    }
+    );
+    crate::error::with_code(ServerError::new(message, None), BAD_EVENT_ID)
 }
 
 #[async_graphql::async_trait::async_trait]
