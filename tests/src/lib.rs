@@ -12,6 +12,8 @@
 //! - [`ws`]: [`WsClient`], a `graphql-transport-ws` client for subscriptions.
 //! - [`private_redis`]: [`PrivateRedis`], a `redis-server` of the test's own that can be killed
 //!   and restarted on the same port, for reconnection tests.
+//! - [`redis_cluster`]: [`RedisCluster`], a three-node Redis Cluster of the test's own, and
+//!   [`TestRedis`], the shared server or such a cluster, for tests that run on both.
 //! - [`node`]: [`NodeScript`], a Node script of `tests/js` (npm clients, browser drivers).
 //! - [`binaries`]: [`binary`], the path of a workspace binary, and [`free_port`].
 //! - [`temp_dir`]: [`TempDir`], a directory of the test's own, removed on drop.
@@ -44,6 +46,7 @@ pub mod http;
 pub mod node;
 pub mod poll;
 pub mod private_redis;
+pub mod redis_cluster;
 pub mod shop;
 pub mod subgraph;
 pub mod temp_dir;
@@ -57,6 +60,7 @@ pub use http::{
 pub use node::NodeScript;
 pub use poll::wait_until;
 pub use private_redis::PrivateRedis;
+pub use redis_cluster::{RedisCluster, TestRedis};
 pub use shop::{Shop, ShopOptions};
 pub use subgraph::{
     SubgraphOptions, spawn_seeded, spawn_subgraph, spawn_subgraph_at, unique_prefix,

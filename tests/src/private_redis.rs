@@ -118,14 +118,7 @@ impl PrivateRedis {
                 .arg(dir.path()),
             None => command.args(["--appendonly", "no"]),
         };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning redis-server (is it on PATH?)")?;
-        self.child = Some(child);
+        self.child = Some(spawn_quietly(&mut command)?);
         self.wait_for_ping().await
     }
 
@@ -161,6 +154,17 @@ impl Drop for PrivateRedis {
             let _ = child.start_kill();
         }
     }
+}
+
+/// Starts `command` (a `redis-server`) with no terminal, killed when its handle is dropped.
+pub(crate) fn spawn_quietly(command: &mut Command) -> anyhow::Result<Child> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning redis-server (is it on PATH?)")
 }
 
 /// One `PING` on a new connection.

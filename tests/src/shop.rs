@@ -20,6 +20,9 @@ pub struct ShopOptions {
     /// Every subgraph on the shared Redis under one prefix of the shop's own (the saga runs,
     /// and a restarted subgraph keeps its event history); otherwise an in-process bus each.
     pub redis: bool,
+    /// With `redis`: the nodes of a Redis Cluster (comma-separated URLs) instead of the shared
+    /// Redis.
+    pub redis_cluster: Option<String>,
     /// The router's engine (header rules, limits).
     pub engine: EngineConfig,
     /// The router's HTTP and subscription settings.
@@ -32,6 +35,7 @@ impl Default for ShopOptions {
         Self {
             postgres: false,
             redis: false,
+            redis_cluster: None,
             engine: tessera_example::router_config(),
             server: ServerConfig::default(),
         }
@@ -50,17 +54,24 @@ pub struct Shop {
     pub supergraph: String,
     /// The subgraphs' Redis prefix, when they share Redis.
     pub event_prefix: Option<String>,
+    /// Their Redis: URL, and whether it lists a cluster's nodes.
+    redis: Option<(String, bool)>,
 }
 
-/// How a subgraph of a shop on `db` (if any) and `event_prefix` (with Redis, if any) runs.
-pub fn subgraph_options(db: Option<&TestDb>, event_prefix: Option<&str>) -> SubgraphOptions {
+/// How a subgraph of a shop on `db` (if any) and `redis` (URL and whether a cluster, with the
+/// prefix) runs.
+fn subgraph_options(
+    db: Option<&TestDb>,
+    redis: Option<(&(String, bool), &str)>,
+) -> SubgraphOptions {
     let mut options = SubgraphOptions {
         database_url: db.map(|db| db.url.clone()),
         seed: true,
         ..SubgraphOptions::default()
     };
-    if let Some(prefix) = event_prefix {
-        options.redis_url = Some(crate::REDIS_URL.to_owned());
+    if let Some(((url, cluster), prefix)) = redis {
+        options.redis_url = Some(url.clone());
+        options.redis_cluster = *cluster;
         options.event_prefix = prefix.to_owned();
     }
     options
@@ -68,14 +79,14 @@ pub fn subgraph_options(db: Option<&TestDb>, event_prefix: Option<&str>) -> Subg
 
 async fn spawn<S: tessera_kit::Subgraph>(
     postgres: bool,
-    event_prefix: Option<&str>,
+    redis: Option<(&(String, bool), &str)>,
 ) -> anyhow::Result<(&'static str, Option<TestDb>, Running)> {
     let db = if postgres {
         Some(TestDb::create().await?)
     } else {
         None
     };
-    let options = subgraph_options(db.as_ref(), event_prefix);
+    let options = subgraph_options(db.as_ref(), redis);
     let running = spawn_subgraph::<S>(&options).await?;
     Ok((S::NAME, db, running))
 }
@@ -85,13 +96,17 @@ impl Shop {
     pub async fn start(options: ShopOptions) -> anyhow::Result<Self> {
         let postgres = options.postgres;
         let event_prefix = options.redis.then(crate::unique_prefix);
-        let prefix = event_prefix.as_deref();
+        let redis = options.redis.then(|| match &options.redis_cluster {
+            Some(nodes) => (nodes.clone(), true),
+            None => (crate::REDIS_URL.to_owned(), false),
+        });
+        let on = redis.as_ref().zip(event_prefix.as_deref());
         let subgraphs = vec![
-            spawn::<tessera_accounts::Accounts>(postgres, prefix).await?,
-            spawn::<tessera_products::Products>(postgres, prefix).await?,
-            spawn::<tessera_inventory::Inventory>(postgres, prefix).await?,
-            spawn::<tessera_reviews::Reviews>(postgres, prefix).await?,
-            spawn::<tessera_orders::Orders>(postgres, prefix).await?,
+            spawn::<tessera_accounts::Accounts>(postgres, on).await?,
+            spawn::<tessera_products::Products>(postgres, on).await?,
+            spawn::<tessera_inventory::Inventory>(postgres, on).await?,
+            spawn::<tessera_reviews::Reviews>(postgres, on).await?,
+            spawn::<tessera_orders::Orders>(postgres, on).await?,
         ];
         let supergraph = compose(&subgraphs).await?;
         let parsed = tessera::supergraph::Supergraph::parse(&supergraph)?;
@@ -108,7 +123,14 @@ impl Shop {
             live,
             supergraph,
             event_prefix,
+            redis,
         })
+    }
+
+    /// How a further subgraph of this shop on `db` (if any) runs: seeded, on the shop's Redis
+    /// and prefix when it has them.
+    pub fn subgraph_options(&self, db: Option<&TestDb>) -> SubgraphOptions {
+        subgraph_options(db, self.redis.as_ref().zip(self.event_prefix.as_deref()))
     }
 
     /// `http://…/graphql` of the router.
@@ -165,7 +187,7 @@ impl Shop {
     }
 
     /// Takes subgraph `name` out of the shop, running, with its database: the caller stops
-    /// it and starts it again ([`subgraph_options`] gives its settings).
+    /// it and starts it again ([`Shop::subgraph_options`] gives its settings).
     pub fn take_subgraph(&mut self, name: &str) -> anyhow::Result<(Option<TestDb>, Running)> {
         let at = self
             .subgraphs
@@ -179,7 +201,7 @@ impl Shop {
     /// Starts the orders subgraph again at `addr` (on a fresh database; on the shop's Redis
     /// prefix when it has one).
     pub async fn restart_orders(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
-        let options = subgraph_options(None, self.event_prefix.as_deref());
+        let options = self.subgraph_options(None);
         let running = crate::spawn_subgraph_at::<tessera_orders::Orders>(&options, addr).await?;
         self.subgraphs.push(("orders", None, running));
         Ok(())

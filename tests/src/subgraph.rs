@@ -27,6 +27,8 @@ pub struct SubgraphOptions {
     pub database_url: Option<String>,
     /// Redis URL for the event bus; `None` gives the in-process bus.
     pub redis_url: Option<String>,
+    /// Whether `redis_url` lists the nodes of a Redis Cluster.
+    pub redis_cluster: bool,
     /// Prefix of the subgraph's Redis channels and streams. Subgraphs that should see each
     /// other's events share one prefix.
     pub event_prefix: String,
@@ -47,6 +49,7 @@ impl Default for SubgraphOptions {
         Self {
             database_url: None,
             redis_url: None,
+            redis_cluster: false,
             event_prefix: unique_prefix(),
             seed: false,
             loader_delay_ms: None,
@@ -57,6 +60,13 @@ impl Default for SubgraphOptions {
 }
 
 impl SubgraphOptions {
+    /// These options with events on `redis`.
+    pub fn on_redis(mut self, redis: &crate::TestRedis) -> Self {
+        self.redis_url = Some(redis.url());
+        self.redis_cluster = redis.is_cluster();
+        self
+    }
+
     /// The kit configuration these options stand for.
     ///
     /// Without a database URL, `data_dir` is a new directory under the system temp dir, so
@@ -66,6 +76,7 @@ impl SubgraphOptions {
         let mut config = Config::defaults();
         config.database_url = self.database_url.clone();
         config.redis_url = self.redis_url.clone();
+        config.redis_cluster = self.redis_cluster;
         config.event_prefix = self.event_prefix.clone();
         config.seed = self.seed;
         if let Some(delay) = self.loader_delay_ms {

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
-use tessera_kit::events::{Event, EventBus, Retention};
+use tessera_kit::events::{Event, EventBus, RedisTarget, Retention};
 use tessera_tests::{
-    PrivateRedis, REDIS_URL, SubgraphOptions, TestDb, WsClient, post_graphql, spawn_subgraph,
-    unique_prefix, wait_until,
+    PrivateRedis, REDIS_URL, SubgraphOptions, TestDb, TestRedis, WsClient, post_graphql,
+    spawn_subgraph, unique_prefix, wait_until,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn event(topic: &str, n: u64) -> Event {
+pub(crate) fn event(topic: &str, n: u64) -> Event {
     Event {
         topic: topic.to_owned(),
         payload: json!({ "n": n }),
@@ -23,14 +23,18 @@ fn event(topic: &str, n: u64) -> Event {
     }
 }
 
-async fn ready_bus(url: &str, prefix: &str, retention: Retention) -> anyhow::Result<EventBus> {
-    let bus = EventBus::redis_with(url, prefix, retention)?;
+pub(crate) async fn ready_bus(
+    target: RedisTarget,
+    prefix: &str,
+    retention: Retention,
+) -> anyhow::Result<EventBus> {
+    let bus = EventBus::on(target, prefix, retention);
     tokio::time::timeout(TIMEOUT, bus.ready()).await?;
     Ok(bus)
 }
 
 /// The `n` of each next event of `stream` until `count` are read.
-async fn take_ns<S>(stream: &mut S, count: usize) -> anyhow::Result<Vec<u64>>
+pub(crate) async fn take_ns<S>(stream: &mut S, count: usize) -> anyhow::Result<Vec<u64>>
 where
     S: futures_util::Stream<Item = Result<Arc<Event>, tessera_kit::events::Gap>> + Unpin,
 {
@@ -50,8 +54,12 @@ where
 #[tokio::test]
 async fn a_follower_resumes_after_an_id_while_events_keep_coming_each_once_in_order()
 -> anyhow::Result<()> {
+    resume_across_the_seam(&TestRedis::Shared).await
+}
+
+pub(crate) async fn resume_across_the_seam(server: &TestRedis) -> anyhow::Result<()> {
     let prefix = unique_prefix();
-    let bus = ready_bus(REDIS_URL, &prefix, Retention::default()).await?;
+    let bus = ready_bus(server.target()?, &prefix, Retention::default()).await?;
     let mut ids = Vec::new();
     for n in 0..50 {
         ids.push(bus.publish(&event("orders", n)).await?);
@@ -60,7 +68,7 @@ async fn a_follower_resumes_after_an_id_while_events_keep_coming_each_once_in_or
     // A second process of the same deployment (its own subscriber connection) resumes after
     // event 19 while the first keeps publishing: the seam between replay and live falls among
     // concurrent publishes.
-    let reader = ready_bus(REDIS_URL, &prefix, Retention::default()).await?;
+    let reader = ready_bus(server.target()?, &prefix, Retention::default()).await?;
     let writer = {
         let bus = bus.clone();
         tokio::spawn(async move {
@@ -95,13 +103,17 @@ async fn a_follower_resumes_after_an_id_while_events_keep_coming_each_once_in_or
 
 #[tokio::test]
 async fn resuming_after_an_id_the_stream_no_longer_keeps_is_a_gap() -> anyhow::Result<()> {
+    gap(&TestRedis::Shared).await
+}
+
+pub(crate) async fn gap(server: &TestRedis) -> anyhow::Result<()> {
     let prefix = unique_prefix();
     // Redis trims in whole stream nodes (100 entries by default): publish well past them.
     let retention = Retention {
         max_events: 10,
         max_age: None,
     };
-    let bus = ready_bus(REDIS_URL, &prefix, retention).await?;
+    let bus = ready_bus(server.target()?, &prefix, retention).await?;
     let first = bus.publish(&event("orders", 0)).await?;
     let mut last = first;
     for n in 1..500 {
@@ -130,8 +142,14 @@ async fn resuming_after_an_id_the_stream_no_longer_keeps_is_a_gap() -> anyhow::R
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_the_fan_out_catches_up_from_the_stream()
 -> anyhow::Result<()> {
+    lag_catch_up(&TestRedis::Shared).await
+}
+
+pub(crate) async fn lag_catch_up(server: &TestRedis) -> anyhow::Result<()> {
     let prefix = unique_prefix();
-    let bus = ready_bus(REDIS_URL, &prefix, Retention::default()).await?;
+    let bus = ready_bus(server.target()?, &prefix, Retention::default()).await?;
+    // On a cluster: subscribed before anything is published.
+    bus.listen("orders").await?;
     let mut follower = Box::pin(bus.follow("orders", None));
     bus.publish(&event("orders", 0)).await?;
     assert_eq!(take_ns(&mut follower, 1).await?, vec![0]);
@@ -153,8 +171,18 @@ async fn a_subscriber_that_falls_behind_the_fan_out_catches_up_from_the_stream()
 async fn a_subscriber_catches_up_after_its_redis_connection_drops() -> anyhow::Result<()> {
     let redis = PrivateRedis::start().await?;
     let prefix = unique_prefix();
-    let subscriber = ready_bus(&redis.url(), &prefix, Retention::default()).await?;
-    let publisher = ready_bus(&redis.url(), &prefix, Retention::default()).await?;
+    let subscriber = ready_bus(
+        RedisTarget::parse(&redis.url(), false)?,
+        &prefix,
+        Retention::default(),
+    )
+    .await?;
+    let publisher = ready_bus(
+        RedisTarget::parse(&redis.url(), false)?,
+        &prefix,
+        Retention::default(),
+    )
+    .await?;
     let mut follower = Box::pin(subscriber.follow("orders", None));
     publisher.publish(&event("orders", 0)).await?;
     assert_eq!(take_ns(&mut follower, 1).await?, vec![0]);

@@ -5,6 +5,7 @@
 mod bad_input;
 mod browser;
 mod clients;
+mod cluster;
 mod conflicts;
 mod dashboard;
 mod deploy;

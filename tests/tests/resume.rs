@@ -74,7 +74,11 @@ async fn live_subscriber(shop: &Shop) -> anyhow::Result<(WsClient, Seen)> {
 
 #[tokio::test]
 async fn every_protocol_resumes_after_the_last_event_id_then_goes_live() -> anyhow::Result<()> {
-    let shop = Shop::start(ShopOptions::default()).await?;
+    every_protocol_resumes(ShopOptions::default()).await
+}
+
+pub(crate) async fn every_protocol_resumes(options: ShopOptions) -> anyhow::Result<()> {
+    let shop = Shop::start(options).await?;
     let (mut live, first) = live_subscriber(&shop).await?;
     let mut history = vec![first];
     for _ in 0..3 {
@@ -177,7 +181,11 @@ async fn every_protocol_resumes_after_the_last_event_id_then_goes_live() -> anyh
 
 #[tokio::test]
 async fn resuming_while_orders_keep_coming_gives_each_once_in_order() -> anyhow::Result<()> {
-    let shop = std::sync::Arc::new(Shop::start(ShopOptions::default()).await?);
+    resuming_while_orders_keep_coming(ShopOptions::default()).await
+}
+
+pub(crate) async fn resuming_while_orders_keep_coming(options: ShopOptions) -> anyhow::Result<()> {
+    let shop = std::sync::Arc::new(Shop::start(options).await?);
     let (mut live, first) = live_subscriber(&shop).await?;
     let total = 40;
     let writer = {
@@ -237,14 +245,18 @@ async fn resuming_while_orders_keep_coming_gives_each_once_in_order() -> anyhow:
 #[tokio::test]
 async fn events_placed_while_the_subscribed_replica_is_away_reach_the_client_once_it_is_back()
 -> anyhow::Result<()> {
-    let mut shop = Shop::start(ShopOptions {
+    replica_away(ShopOptions {
         postgres: true,
         redis: true,
         ..ShopOptions::default()
     })
-    .await?;
+    .await
+}
+
+pub(crate) async fn replica_away(options: ShopOptions) -> anyhow::Result<()> {
+    let mut shop = Shop::start(options).await?;
     let (db, replica_a) = shop.take_subgraph("orders")?;
-    let options = tessera_tests::shop::subgraph_options(db.as_ref(), shop.event_prefix.as_deref());
+    let options = shop.subgraph_options(db.as_ref());
     // A second replica of orders: same database, same Redis.
     let replica_b = spawn_subgraph::<tessera_orders::Orders>(&options).await?;
     let addr = replica_a.addr;

@@ -1,7 +1,8 @@
 //! The order saga on PostgreSQL and Redis: a reservation that cannot be made rejects the order
 //! through a compensating event, a cancelled order's stock comes back, a poison entry is
 //! dead-lettered without stopping the entries after it, and entries a dead consumer left
-//! pending are claimed by another and reserved once.
+//! pending are claimed by another and reserved once. Each runs on the shared Redis here and on
+//! a three-node Redis Cluster in `cluster.rs`.
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tessera_kit::Running;
+use tessera_kit::events::stream_key;
 use tessera_tests::{
-    REDIS_URL, SubgraphOptions, TestDb, post_graphql, spawn_subgraph, unique_prefix, wait_until,
+    SubgraphOptions, TestDb, TestRedis, post_graphql, spawn_subgraph, unique_prefix, wait_until,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -24,26 +26,26 @@ struct Shop {
     inventory_db: TestDb,
 }
 
-fn options(db: &TestDb, prefix: &str) -> SubgraphOptions {
+fn options(db: &TestDb, prefix: &str, redis: &TestRedis) -> SubgraphOptions {
     SubgraphOptions {
         database_url: Some(db.url.clone()),
-        redis_url: Some(REDIS_URL.to_owned()),
         event_prefix: prefix.to_owned(),
         seed: true,
         consumer_claim_idle_ms: Some(500),
         ..SubgraphOptions::default()
     }
+    .on_redis(redis)
 }
 
 impl Shop {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(redis: &TestRedis) -> anyhow::Result<Self> {
         let prefix = unique_prefix();
         let orders_db = TestDb::create().await?;
         let inventory_db = TestDb::create().await?;
         let orders =
-            spawn_subgraph::<tessera_orders::Orders>(&options(&orders_db, &prefix)).await?;
+            spawn_subgraph::<tessera_orders::Orders>(&options(&orders_db, &prefix, redis)).await?;
         let inventory =
-            spawn_subgraph::<tessera_inventory::Inventory>(&options(&inventory_db, &prefix))
+            spawn_subgraph::<tessera_inventory::Inventory>(&options(&inventory_db, &prefix, redis))
                 .await?;
         for app in [&orders.app, &inventory.app] {
             tokio::time::timeout(TIMEOUT, app.bus.ready()).await?;
@@ -116,7 +118,11 @@ fn stocked(least: i64) -> (String, i64) {
 #[tokio::test]
 async fn an_order_beyond_the_stock_is_rejected_with_its_reason_and_takes_nothing()
 -> anyhow::Result<()> {
-    let shop = Shop::start().await?;
+    order_beyond_the_stock(&TestRedis::Shared).await
+}
+
+pub(crate) async fn order_beyond_the_stock(server: &TestRedis) -> anyhow::Result<()> {
+    let shop = Shop::start(server).await?;
     let (upc, before) = stocked(20);
     let (other, other_before) = tessera_seed::stock()
         .into_iter()
@@ -156,7 +162,11 @@ async fn an_order_beyond_the_stock_is_rejected_with_its_reason_and_takes_nothing
 
 #[tokio::test]
 async fn an_order_for_a_product_inventory_does_not_stock_is_rejected() -> anyhow::Result<()> {
-    let shop = Shop::start().await?;
+    order_for_an_unstocked_product(&TestRedis::Shared).await
+}
+
+pub(crate) async fn order_for_an_unstocked_product(server: &TestRedis) -> anyhow::Result<()> {
+    let shop = Shop::start(server).await?;
     let (upc, _) = stocked(1);
     // Orders still sells it; inventory has dropped it.
     let db = Database::connect(&shop.inventory_db.url).await?;
@@ -195,7 +205,11 @@ async fn the_database_refuses_stock_below_zero() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_cancelled_orders_stock_goes_back_once() -> anyhow::Result<()> {
-    let shop = Shop::start().await?;
+    cancelled_order(&TestRedis::Shared).await
+}
+
+pub(crate) async fn cancelled_order(server: &TestRedis) -> anyhow::Result<()> {
+    let shop = Shop::start(server).await?;
     let (upc, before) = stocked(10);
     let id = shop.place(json!([{ "upc": upc, "quantity": 4 }])).await?;
     wait_until("the stock is reserved", TIMEOUT, || async {
@@ -217,10 +231,8 @@ async fn a_cancelled_orders_stock_goes_back_once() -> anyhow::Result<()> {
     })
     .await?;
     // Redelivering the cancellation gives nothing back twice.
-    let stream = format!("{}stream:order_status_changed", shop.prefix);
-    let mut redis = redis::Client::open(REDIS_URL)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let stream = stream_key(&shop.prefix, "order_status_changed");
+    let mut redis = server.connection().await?;
     let payload =
         json!({ "id": id, "status": "CANCELLED", "total": 1, "createdAt": "x", "buyerId": 1 });
     let _: String = redis
@@ -234,13 +246,15 @@ async fn a_cancelled_orders_stock_goes_back_once() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_poison_entry_is_dead_lettered_and_the_good_one_after_it_is_handled() -> anyhow::Result<()>
 {
+    poison_entry(&TestRedis::Shared).await
+}
+
+pub(crate) async fn poison_entry(server: &TestRedis) -> anyhow::Result<()> {
     let prefix = unique_prefix();
     let db = TestDb::create().await?;
-    let stream = format!("{prefix}stream:order_placed");
+    let stream = stream_key(&prefix, "order_placed");
     let (upc, before) = stocked(10);
-    let mut redis = redis::Client::open(REDIS_URL)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = server.connection().await?;
     // A payload no one can read, then a good order, both waiting before inventory starts.
     let _: String = redis
         .xadd(
@@ -254,7 +268,8 @@ async fn a_poison_entry_is_dead_lettered_and_the_good_one_after_it_is_handled() 
     let _: String = redis
         .xadd(&stream, "*", &[("payload", good.to_string())])
         .await?;
-    let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix)).await?;
+    let inventory =
+        spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix, server)).await?;
     let stock = || stock_at(&inventory, &upc);
     wait_until("the good order is reserved", TIMEOUT, || async {
         stock().await == Some(before - 3)
@@ -281,12 +296,17 @@ async fn a_poison_entry_is_dead_lettered_and_the_good_one_after_it_is_handled() 
 #[tokio::test]
 async fn entries_a_killed_consumer_left_pending_are_claimed_and_reserved_once() -> anyhow::Result<()>
 {
+    killed_consumer(&TestRedis::Shared).await
+}
+
+pub(crate) async fn killed_consumer(server: &TestRedis) -> anyhow::Result<()> {
     let prefix = unique_prefix();
     let db = TestDb::create().await?;
     let (upc, before) = stocked(20);
     // Replica one: reads the orders, then "dies" in the middle of each (its handler never
     // finishes, and its task is killed).
-    let first = spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix)).await?;
+    let first =
+        spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix, server)).await?;
     let stuck = tessera_kit::consume::spawn_consumer(
         &first.app,
         "inventory",
@@ -296,10 +316,8 @@ async fn entries_a_killed_consumer_left_pending_are_claimed_and_reserved_once() 
     // Its real consumer must not take the entries first: stop the whole replica's workers by
     // shutting it down, keeping only the stuck consumer alive (it shares the app state).
     first.shutdown().await;
-    let stream = format!("{prefix}stream:order_placed");
-    let mut redis = redis::Client::open(REDIS_URL)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let stream = stream_key(&prefix, "order_placed");
+    let mut redis = server.connection().await?;
     for id in 1..=5 {
         let order = json!({ "id": id.to_string(), "status": "PLACED", "total": 100, "createdAt": "x",
                             "buyerId": 1, "items": [{ "upc": upc, "quantity": 2, "unitPrice": 50 }] });
@@ -315,7 +333,8 @@ async fn entries_a_killed_consumer_left_pending_are_claimed_and_reserved_once() 
     .await?;
     stuck.abort();
     // Replica two claims them once they have been idle for the claim period.
-    let second = spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix)).await?;
+    let second =
+        spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix, server)).await?;
     let stock = || stock_at(&second, &upc);
     wait_until("every order is reserved", TIMEOUT, || async {
         stock().await == Some(before - 10)
@@ -348,15 +367,18 @@ async fn entries_a_killed_consumer_left_pending_are_claimed_and_reserved_once() 
 #[tokio::test]
 async fn a_handler_that_keeps_failing_gets_its_retries_then_the_entry_is_dead_lettered()
 -> anyhow::Result<()> {
+    failing_handler(&TestRedis::Shared).await
+}
+
+pub(crate) async fn failing_handler(server: &TestRedis) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let prefix = unique_prefix();
     let db = TestDb::create().await?;
-    let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix)).await?;
-    let stream = format!("{prefix}stream:order_rejected");
-    let mut redis = redis::Client::open(REDIS_URL)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let inventory =
+        spawn_subgraph::<tessera_inventory::Inventory>(&options(&db, &prefix, server)).await?;
+    let stream = stream_key(&prefix, "order_rejected");
+    let mut redis = server.connection().await?;
     for message in ["always fails", "works"] {
         let rejected =
             json!({ "orderId": "1", "reason": "UNKNOWN_PRODUCT", "upc": "x", "message": message });

@@ -20,6 +20,9 @@ struct Args {
     /// Redis URL; without it, events stay in this process.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
+    /// Treat `--redis-url` as the comma-separated nodes of a Redis Cluster.
+    #[arg(long, env = "REDIS_CLUSTER")]
+    redis_cluster: bool,
     /// Don't load the example data into empty databases.
     #[arg(long)]
     no_seed: bool,
@@ -55,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = tessera_kit::Config::defaults();
     config.data_dir = args.data_dir;
     config.redis_url = args.redis_url;
+    config.redis_cluster = args.redis_cluster;
     config.seed = !args.no_seed;
     let running = tessera_example::start_all(&config, args.host).await?;
     let supergraph_config = args.config.exists().then_some(args.config.as_path());

@@ -22,6 +22,11 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Treat `--redis-url` as the comma-separated nodes of a Redis Cluster: each topic's stream
+    /// and sharded channel (`SPUBLISH`/`SSUBSCRIBE`) live on the node that owns its hash slot.
+    #[arg(long, env = "REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
     /// Prefix of every Redis channel and stream name, so deployments (and tests) don't see each
     /// other's events.
     #[arg(long, env = "EVENT_PREFIX", default_value = "tessera:")]
@@ -80,6 +85,7 @@ impl Config {
             listen: None,
             database_url: None,
             redis_url: None,
+            redis_cluster: false,
             event_prefix: "tessera:".to_owned(),
             event_stream_max_len: 100_000,
             event_stream_max_age_secs: None,
@@ -108,9 +114,11 @@ impl Config {
     pub fn event_bus(&self) -> Result<crate::events::EventBus, crate::events::BusError> {
         Ok(match (&self.shared_bus, &self.redis_url) {
             (Some(bus), _) => bus.clone(),
-            (None, Some(redis)) => {
-                crate::events::EventBus::redis_with(redis, &self.event_prefix, self.retention())?
-            }
+            (None, Some(redis)) => crate::events::EventBus::on(
+                crate::events::RedisTarget::parse(redis, self.redis_cluster)?,
+                &self.event_prefix,
+                self.retention(),
+            ),
             (None, None) => {
                 // Kept in this process's memory: at most IN_PROCESS_MAX_EVENTS per topic.
                 let mut retention = self.retention();

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
     StreamPendingCountReply, StreamReadOptions, StreamReadReply,
@@ -39,7 +38,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
-use crate::events::Topic;
+use crate::events::{RedisConnection, RedisTarget, Topic};
 
 /// Entries read per round.
 const BATCH: usize = 64;
@@ -131,9 +130,9 @@ where
             options: app.consumers,
             payload: std::marker::PhantomData,
         };
-        match app.bus.redis_client().cloned() {
+        match app.bus.redis_target().cloned() {
             None => consumer.follow_in_process().await,
-            Some(client) => consumer.follow_stream(&client).await,
+            Some(target) => consumer.follow_stream(&target).await,
         }
     })
 }
@@ -212,11 +211,11 @@ where
     }
 
     /// With Redis: the topic's stream as a member of the group, reconnecting with backoff.
-    async fn follow_stream(&self, client: &redis::Client) {
+    async fn follow_stream(&self, target: &RedisTarget) {
         let stream = self.app.bus.stream_key(self.topic);
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.consume(client, &stream).await {
+            match self.consume(target, &stream).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(err) => {
                     tracing::warn!(stream, group = self.group, error = %err, "durable consumer: reconnecting");
@@ -229,14 +228,10 @@ where
 
     /// One connection's life: join the group, then claim what dead consumers left and read new
     /// entries, until something fails.
-    async fn consume(&self, client: &redis::Client, stream: &str) -> redis::RedisResult<()> {
+    async fn consume(&self, target: &RedisTarget, stream: &str) -> redis::RedisResult<()> {
         let block = BLOCK.min(self.options.claim_idle);
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(block + Duration::from_secs(4)))
-            .set_connection_timeout(Some(Duration::from_secs(2)));
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        // Its own connection: a blocking read would hold up others' commands.
+        let mut conn = target.dedicated(block + Duration::from_secs(4)).await?;
         // From the start of the stream: events published before this group existed count too.
         let created: redis::RedisResult<()> =
             conn.xgroup_create_mkstream(stream, self.group, "0").await;
@@ -271,11 +266,7 @@ where
     }
 
     /// Takes over entries idle at other consumers for longer than the claim period.
-    async fn claim(
-        &self,
-        conn: &mut MultiplexedConnection,
-        stream: &str,
-    ) -> redis::RedisResult<()> {
+    async fn claim(&self, conn: &mut RedisConnection, stream: &str) -> redis::RedisResult<()> {
         let idle = self.options.claim_idle.as_millis() as usize;
         let mut start = "0-0".to_owned();
         loop {
@@ -309,7 +300,7 @@ where
     /// Removes consumers of crashed replicas once nothing is pending at them.
     async fn forget_idle_consumers(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut RedisConnection,
         stream: &str,
     ) -> redis::RedisResult<()> {
         let info: StreamInfoConsumersReply = conn.xinfo_consumers(stream, self.group).await?;
@@ -329,7 +320,7 @@ where
     /// Handles one entry and acknowledges it, dead-lettering what cannot be handled.
     async fn process(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut RedisConnection,
         stream: &str,
         entry: &StreamId,
     ) -> redis::RedisResult<()> {
@@ -372,7 +363,7 @@ where
     /// far ended without an acknowledgement (it took its process down, say).
     async fn delivered_too_often(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut RedisConnection,
         stream: &str,
         id: &str,
     ) -> redis::RedisResult<bool> {

@@ -22,6 +22,8 @@ pub(super) struct Follower {
     /// Where the stream was when a subscriber from now on was first polled: where it catches up
     /// from if it must before it has given anything out.
     start: Option<EventId>,
+    /// Whether live events of the topic are known to reach this process.
+    listening: bool,
     /// Whether to read the stream before taking live events.
     catch_up: bool,
     /// Whether the catch-up is the replay a subscriber asked for (after its id), where a stream
@@ -45,6 +47,7 @@ impl Follower {
             live,
             last: after,
             start: None,
+            listening: false,
             catch_up: after.is_some(),
             resuming: after.is_some(),
             replay: VecDeque::new(),
@@ -56,6 +59,18 @@ impl Follower {
         if self.done {
             return None;
         }
+        let mut pause = Duration::from_millis(50);
+        while !self.listening {
+            // Before the stream is read: whatever is published from here on is heard live.
+            match self.bus.listen(&self.topic).await {
+                Ok(()) => self.listening = true,
+                Err(err) => {
+                    tracing::warn!(topic = self.topic, error = %err, "not subscribed yet: will retry");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
         if self.last.is_none() && self.start.is_none() {
             // Where "now" is in the stream, so that a catch-up before the first event knows where
             // to start. Live events already heard are still given out: they came after `follow`.
@@ -66,7 +81,6 @@ impl Follower {
             }
         }
         let mut check_gap = self.catch_up;
-        let mut pause = Duration::from_millis(50);
         loop {
             if let Some(event) = self.replay.pop_front() {
                 self.last = event.id.or(self.last);

@@ -6,9 +6,13 @@
 //! topic's channel, so the live order and the stream order are the same.
 //!
 //! Every process holds ONE Redis subscriber connection (a pattern subscription on
-//! `<prefix>*`) and fans events out in-process through a tokio broadcast channel, so the number
-//! of Redis connections does not grow with the number of GraphQL subscribers. The subscriber
-//! reconnects by itself after Redis restarts.
+//! `<prefix>*`; on a Redis Cluster, a sharded subscription per topic followed) and fans events
+//! out in-process through a tokio broadcast channel, so the number of Redis connections does not
+//! grow with the number of GraphQL subscribers. The subscriber reconnects by itself after Redis
+//! restarts.
+//!
+//! Each topic's keys and channel carry the topic as a hash tag (`<prefix>stream:{<topic>}`,
+//! `<prefix>{<topic>}`): on a cluster a topic lives in one hash slot (see [`RedisTarget`]).
 //!
 //! A subscriber ([`EventBus::follow`]) loses nothing: it can start after an id (replaying the
 //! stream from there, then switching to live events without a gap or a duplicate at the seam),
@@ -22,6 +26,7 @@
 mod follow;
 mod memory;
 mod redis_bus;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +38,7 @@ use tokio::sync::broadcast;
 use follow::Follower;
 use memory::Log;
 use redis_bus::RedisBus;
+pub use target::{RedisConnection, RedisTarget};
 
 /// How many events a slow subscriber may fall behind before it catches up from the stream.
 const FAN_OUT_CAPACITY: usize = 4096;
@@ -213,7 +219,7 @@ struct Inner {
 
 enum Backend {
     InProcess(std::sync::Mutex<Log>),
-    Redis(RedisBus),
+    Redis(Box<RedisBus>),
 }
 
 impl std::fmt::Debug for EventBus {
@@ -252,28 +258,39 @@ impl EventBus {
 
     /// [`redis`](Self::redis), each topic's stream trimmed to `retention`.
     pub fn redis_with(url: &str, prefix: &str, retention: Retention) -> Result<Self, BusError> {
+        Ok(Self::on(RedisTarget::parse(url, false)?, prefix, retention))
+    }
+
+    /// A bus on `target` (one Redis, or a Redis Cluster), each topic's stream trimmed to
+    /// `retention`; like [`redis`](Self::redis), it connects in the background.
+    pub fn on(target: RedisTarget, prefix: &str, retention: Retention) -> Self {
         let (sender, _) = broadcast::channel(FAN_OUT_CAPACITY);
-        let redis = RedisBus::start(url, prefix, sender.clone())?;
-        Ok(Self {
+        let redis = RedisBus::start(target, prefix, sender.clone());
+        Self {
             inner: Arc::new(Inner {
                 prefix: prefix.to_owned(),
                 retention,
                 sender,
-                backend: Backend::Redis(redis),
+                backend: Backend::Redis(Box::new(redis)),
             }),
-        })
+        }
     }
 
     /// The Redis stream of `topic`: its history, which durable consumers and catching-up
     /// subscribers read.
     pub fn stream_key(&self, topic: &str) -> String {
-        format!("{}stream:{topic}", self.inner.prefix)
+        stream_key(&self.inner.prefix, topic)
     }
 
-    /// The Redis client, when the bus is on Redis.
-    pub fn redis_client(&self) -> Option<&redis::Client> {
+    /// The pub/sub channel of `topic`.
+    fn channel(&self, topic: &str) -> String {
+        format!("{}{{{topic}}}", self.inner.prefix)
+    }
+
+    /// Where the bus's Redis is, when the bus is on Redis.
+    pub fn redis_target(&self) -> Option<&RedisTarget> {
         match &self.inner.backend {
-            Backend::Redis(redis) => Some(&redis.client),
+            Backend::Redis(redis) => Some(&redis.target),
             Backend::InProcess(_) => None,
         }
     }
@@ -321,7 +338,7 @@ impl EventBus {
             }
             Backend::Redis(redis) => {
                 let stream = self.stream_key(&event.topic);
-                let channel = format!("{}{}", self.inner.prefix, event.topic);
+                let channel = self.channel(&event.topic);
                 redis
                     .publish(&stream, &channel, event, self.inner.retention)
                     .await
@@ -358,6 +375,18 @@ impl EventBus {
             let item = follower.next().await?;
             Some((item, follower))
         })
+    }
+
+    /// Makes sure live events of `topic` reach this process. On one Redis (or in-process) they
+    /// always do; on a cluster this subscribes to the topic's sharded channel, once per
+    /// process, and returns when the node confirmed it. A follower does it on its first poll, so
+    /// on a cluster a follower from now on hears what is published after that poll; call this
+    /// first to hear everything published after it returns.
+    pub async fn listen(&self, topic: &str) -> Result<(), BusError> {
+        match &self.inner.backend {
+            Backend::InProcess(_) => Ok(()),
+            Backend::Redis(redis) => redis.listen(&self.channel(topic)).await,
+        }
     }
 
     /// The newest id `topic` has had ([`EventId::ZERO`] for a topic that never had one).
@@ -405,6 +434,19 @@ struct Lost {
     reset: bool,
 }
 
+/// The Redis stream of `topic` for a bus with channel prefix `prefix`.
+pub fn stream_key(prefix: &str, topic: &str) -> String {
+    format!("{prefix}stream:{{{topic}}}")
+}
+
+/// The topic of pub/sub channel `channel` (`<prefix>{<topic>}`), when it is one of `prefix`.
+fn topic_of_channel<'a>(channel: &'a str, prefix: &str) -> Option<&'a str> {
+    channel
+        .strip_prefix(prefix)?
+        .strip_prefix('{')?
+        .strip_suffix('}')
+}
+
 /// `event`'s payload as `T`; `None` (logged) when it does not decode.
 pub fn decode<T: DeserializeOwned>(event: &Event) -> Option<T> {
     serde_json::from_value(event.payload.clone())
@@ -422,6 +464,19 @@ mod tests {
             payload: serde_json::json!({ "n": n }),
             id: None,
         }
+    }
+
+    #[test]
+    fn a_topics_stream_and_channel_share_its_hash_tag() {
+        let bus = EventBus::in_process("shop:");
+        assert_eq!(bus.stream_key("order_placed"), "shop:stream:{order_placed}");
+        assert_eq!(bus.channel("order_placed"), "shop:{order_placed}");
+        assert_eq!(
+            topic_of_channel("shop:{order_placed}", "shop:"),
+            Some("order_placed")
+        );
+        assert_eq!(topic_of_channel("other:{order_placed}", "shop:"), None);
+        assert_eq!(topic_of_channel("shop:order_placed", "shop:"), None);
     }
 
     #[test]

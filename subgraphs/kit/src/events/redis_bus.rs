@@ -1,23 +1,33 @@
-//! The bus on Redis: each topic's stream (its history, and the events' ids) and one pattern
-//! subscription per process, fanned out in-process.
+//! The bus on Redis: each topic's stream (its history, and the events' ids) and one
+//! subscriber connection per process, fanned out in-process. On one server the subscriber holds
+//! a pattern subscription on `<prefix>*`; on a cluster it holds a sharded subscription
+//! (`SSUBSCRIBE`) per topic followed here, each on the node that owns the topic's slot.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::{Mutex, broadcast, watch};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{BadEventId, BusError, Event, EventId, Lost, Retention, Signal};
+use super::target::{RedisConnection, RedisTarget};
+use super::{BadEventId, BusError, Event, EventId, Lost, Retention, Signal, topic_of_channel};
 
 pub(super) struct RedisBus {
-    pub(super) client: redis::Client,
+    pub(super) target: RedisTarget,
     /// Created on first use and kept: it reconnects by itself after failures.
-    connection: Mutex<Option<ConnectionManager>>,
-    /// Whether the subscriber connection is currently subscribed.
+    connection: Mutex<Option<RedisConnection>>,
+    /// Whether the subscriber connection is currently subscribed (on a cluster: connected).
     pub(super) subscribed: watch::Receiver<bool>,
     subscriber: JoinHandle<()>,
+    /// On a cluster: the subscriber connection, once connected.
+    shards: watch::Receiver<Option<ClusterConnection>>,
+    /// On a cluster: the channels subscribed so far (redis-rs subscribes them again after a
+    /// node's connection comes back).
+    channels: Mutex<HashSet<String>>,
 }
 
 impl Drop for RedisBus {
@@ -28,7 +38,8 @@ impl Drop for RedisBus {
 
 /// Appends to the stream, trims it, records the first id of a new stream, and publishes
 /// `<id> <payload>`, atomically. KEYS: stream, origin. ARGV: channel, payload, max length, max age
-/// in ms (0: none).
+/// in ms (0: none), the publish command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel
+/// shares the stream's hash slot).
 const PUBLISH_SCRIPT: &str = r"
 local fresh = redis.call('EXISTS', KEYS[1]) == 0
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'payload', ARGV[2])
@@ -43,32 +54,64 @@ end
 if fresh then
   redis.call('SET', KEYS[2], id)
 end
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+redis.call(ARGV[5], ARGV[1], id .. ' ' .. ARGV[2])
 return id
 ";
 
 impl RedisBus {
-    /// A bus on Redis at `url` whose subscriber fans out to `sender`; it connects (and
-    /// reconnects) in the background.
+    /// A bus on `target` whose subscriber fans out to `sender`; it connects (and reconnects)
+    /// in the background.
     pub(super) fn start(
-        url: &str,
+        target: RedisTarget,
         prefix: &str,
         sender: broadcast::Sender<Signal>,
-    ) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)?;
+    ) -> Self {
         let (subscribed_tx, subscribed) = watch::channel(false);
-        let subscriber = tokio::spawn(subscribe_loop(
-            client.clone(),
-            prefix.to_owned(),
-            sender,
-            subscribed_tx,
-        ));
-        Ok(Self {
-            client,
+        let (shards_tx, shards) = watch::channel(None);
+        let subscriber = match &target {
+            RedisTarget::Single(client) => tokio::spawn(subscribe_loop(
+                client.clone(),
+                prefix.to_owned(),
+                sender,
+                subscribed_tx,
+            )),
+            RedisTarget::Cluster(nodes) => tokio::spawn(shard_loop(
+                nodes.clone(),
+                prefix.to_owned(),
+                sender,
+                subscribed_tx,
+                shards_tx,
+            )),
+        };
+        Self {
+            target,
             connection: Mutex::new(None),
             subscribed,
             subscriber,
-        })
+            shards,
+            channels: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Makes sure events on `channel` reach this process: on a cluster, subscribes to the
+    /// sharded channel (once; it waits for the subscriber connection); on one server the
+    /// pattern subscription already covers it.
+    pub(super) async fn listen(&self, channel: &str) -> Result<(), BusError> {
+        if !self.target.is_cluster() {
+            return Ok(());
+        }
+        let mut channels = self.channels.lock().await;
+        if channels.contains(channel) {
+            return Ok(());
+        }
+        let mut shards = self.shards.clone();
+        let mut conn = match shards.wait_for(Option::is_some).await {
+            Ok(conn) => conn.clone().ok_or_else(gone)?,
+            Err(_) => return Err(gone().into()),
+        };
+        conn.ssubscribe(channel).await?;
+        channels.insert(channel.to_owned());
+        Ok(())
     }
 
     /// Appends `event` to `stream` (trimmed to `retention`) and publishes it on `channel`.
@@ -83,6 +126,11 @@ impl RedisBus {
         let max_age = retention
             .max_age
             .map_or(0, |age| u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+        let command = if self.target.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
         let mut conn = self.connection().await?;
         let id: String = redis::Script::new(PUBLISH_SCRIPT)
             .key(stream)
@@ -91,6 +139,7 @@ impl RedisBus {
             .arg(&body)
             .arg(retention.max_events.max(1))
             .arg(max_age)
+            .arg(command)
             .invoke_async(&mut conn)
             .await?;
         Ok(id.parse()?)
@@ -152,20 +201,12 @@ impl RedisBus {
         Ok(Ok(events))
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
+    async fn connection(&self) -> Result<RedisConnection, redis::RedisError> {
         let mut slot = self.connection.lock().await;
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = self
-            .client
-            .get_connection_manager_with_config(config)
-            .await?;
+        let conn = self.target.shared().await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -197,7 +238,7 @@ impl StreamInfo {
 
 /// `XINFO STREAM key`; `None` when the stream does not exist.
 async fn stream_info(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     key: &str,
 ) -> Result<Option<StreamInfo>, BusError> {
     let reply: Result<redis::Value, _> = redis::cmd("XINFO")
@@ -262,7 +303,12 @@ async fn subscribe_loop(
                     }
                     let mut messages = pubsub.into_on_message();
                     while let Some(msg) = messages.next().await {
-                        fan_out(&msg, &prefix, &sender);
+                        match msg.get_payload::<String>() {
+                            Ok(body) => fan_out(msg.get_channel_name(), &body, &prefix, &sender),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "an undecodable redis message")
+                            }
+                        }
                     }
                     subscribed.send_replace(false);
                     lost = true;
@@ -277,23 +323,84 @@ async fn subscribe_loop(
     }
 }
 
-/// A pub/sub message `<id> <payload>` on `<prefix><topic>`, to every subscriber here.
-fn fan_out(msg: &redis::Msg, prefix: &str, sender: &broadcast::Sender<Signal>) {
-    let channel = msg.get_channel_name();
-    let Some(topic) = channel.strip_prefix(prefix) else {
+fn gone() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "the cluster subscriber has stopped"))
+}
+
+/// Keeps the cluster subscriber connection (RESP3, its pushes to this task) and fans every
+/// sharded message out to `sender`. redis-rs subscribes a node's channels again when its
+/// connection comes back; each such confirmation after a disconnection tells subscribers to
+/// catch up, as events may have been missed meanwhile.
+async fn shard_loop(
+    nodes: Vec<String>,
+    prefix: String,
+    sender: broadcast::Sender<Signal>,
+    subscribed: watch::Sender<bool>,
+    shards: watch::Sender<Option<ClusterConnection>>,
+) {
+    let (push_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+    let mut backoff = Duration::from_millis(50);
+    let connection = loop {
+        let connected = match RedisTarget::cluster_builder(&nodes, Duration::from_secs(2))
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(push_tx.clone())
+            .build()
+        {
+            Ok(client) => client.get_async_connection().await,
+            Err(err) => Err(err),
+        };
+        match connected {
+            Ok(conn) => break conn,
+            Err(err) => tracing::debug!(error = %err, "redis cluster unreachable"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    };
+    tracing::info!(prefix, "connected to the redis cluster");
+    shards.send_replace(Some(connection));
+    subscribed.send_replace(true);
+    let mut disconnected = false;
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            PushKind::SMessage => {
+                let mut data = push.data.into_iter();
+                let (Some(channel), Some(body)) = (data.next(), data.next()) else {
+                    continue;
+                };
+                let (Ok(channel), Ok(body)) = (
+                    redis::from_redis_value::<String>(channel),
+                    redis::from_redis_value::<String>(body),
+                ) else {
+                    continue;
+                };
+                fan_out(&channel, &body, &prefix, &sender);
+            }
+            PushKind::Disconnection => {
+                tracing::warn!(
+                    prefix,
+                    "a redis cluster node's subscription dropped; resubscribing"
+                );
+                disconnected = true;
+            }
+            PushKind::SSubscribe if disconnected => {
+                let _ = sender.send(Signal::Resync);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A pub/sub message `<id> <payload>` on `<prefix>{<topic>}`, to every subscriber here.
+fn fan_out(channel: &str, body: &str, prefix: &str, sender: &broadcast::Sender<Signal>) {
+    let Some(topic) = topic_of_channel(channel, prefix) else {
         return;
     };
-    let decoded = msg
-        .get_payload::<String>()
-        .map_err(|err| err.to_string())
-        .and_then(|body| {
-            let (id, payload) = body
-                .split_once(' ')
-                .ok_or_else(|| "no event id".to_owned())?;
-            let id: EventId = id.parse().map_err(|err: BadEventId| err.to_string())?;
-            let payload = serde_json::from_str(payload).map_err(|err| err.to_string())?;
-            Ok((id, payload))
-        });
+    let decoded = (|| {
+        let (id, payload) = body.split_once(' ').ok_or("no event id")?;
+        let id: EventId = id.parse().map_err(|err: BadEventId| err.to_string())?;
+        let payload = serde_json::from_str(payload).map_err(|err| err.to_string())?;
+        Ok::<_, String>((id, payload))
+    })();
     let (id, payload) = match decoded {
         Ok(decoded) => decoded,
         Err(err) => {
