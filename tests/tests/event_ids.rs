@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::AsyncCommands;
 use serde_json::json;
-use tessera_kit::events::{Event, EventBus, RedisTarget, Retention};
+use tessera_kit::events::{Event, EventBus, RedisTarget, Retention, stream_key};
 use tessera_tests::{
     PrivateRedis, REDIS_URL, SubgraphOptions, TestDb, TestRedis, WsClient, post_graphql,
     spawn_subgraph, unique_prefix, wait_until,
@@ -136,6 +137,27 @@ pub(crate) async fn gap(server: &TestRedis) -> anyhow::Result<()> {
         .expect("an item")
         .expect_err("a gap");
     assert!(gap.reset);
+    // Redis lost the topic, and a consumer group made its stream anew (`XGROUP CREATE …
+    // MKSTREAM`) before anything was published: resuming from before is a gap, not silence.
+    let stream = stream_key(&prefix, "orders");
+    let mut conn = server.connection().await?;
+    let _: i64 = redis::cmd("DEL")
+        .arg(&stream)
+        .arg(format!("{stream}:origin"))
+        .query_async(&mut conn)
+        .await?;
+    let _: () = conn.xgroup_create_mkstream(&stream, "saga", "0").await?;
+    let mut resumed = Box::pin(bus.follow("orders", Some(last)));
+    let gap = tokio::time::timeout(TIMEOUT, resumed.next())
+        .await?
+        .expect("an item")
+        .expect_err("a gap");
+    assert!(gap.reset);
+    // The new life's first event starts its history: resuming after it is no gap.
+    let id = bus.publish(&event("orders", 501)).await?;
+    let mut follower = Box::pin(bus.follow("orders", Some(id)));
+    bus.publish(&event("orders", 502)).await?;
+    assert_eq!(take_ns(&mut follower, 1).await?, vec![502]);
     Ok(())
 }
 

@@ -36,12 +36,13 @@ impl Drop for RedisBus {
     }
 }
 
-/// Appends to the stream, trims it, records the first id of a new stream, and publishes
+/// Appends to the stream, trims it, records the first id of the stream's life (a stream a
+/// consumer group created has none until its first event), and publishes
 /// `<id> <payload>`, atomically. KEYS: stream, origin. ARGV: channel, payload, max length, max age
 /// in ms (0: none), the publish command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel
 /// shares the stream's hash slot).
 const PUBLISH_SCRIPT: &str = r"
-local fresh = redis.call('EXISTS', KEYS[1]) == 0
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'payload', ARGV[2])
 local age = tonumber(ARGV[4])
 if age > 0 then
@@ -170,12 +171,10 @@ impl RedisBus {
                 .query_async(&mut conn)
                 .await?;
             let origin = origin.map(|o| o.parse::<EventId>()).transpose()?;
-            // No stream, or one that began after `after`: Redis lost what was there.
+            // No stream, one that began after `after`, or one that no event began (a consumer
+            // group made it anew): Redis lost what was there.
             let reset = after != EventId::ZERO
-                && match (&info, origin) {
-                    (None, _) => true,
-                    (Some(_), origin) => origin.is_some_and(|origin| after < origin),
-                };
+                && (info.is_none() || origin.is_none_or(|origin| after < origin));
             let trimmed = info.is_some_and(|info| info.lost_after(after));
             if reset || trimmed {
                 return Ok(Err(Lost { reset }));
