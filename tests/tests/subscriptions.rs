@@ -94,6 +94,19 @@ async fn queries_and_mutations_over_the_socket_answer_once_then_complete() -> an
     let next = client.next_message(TIMEOUT).await?;
     assert_eq!(next["payload"]["data"]["restock"]["upc"], "100002");
     assert_eq!(client.next_message(TIMEOUT).await?["type"], "complete");
+    // A message far larger than the router's per-read buffer (512 bytes) arrives whole.
+    let padded = format!(
+        "{{ topProducts(first: 2) {{ name }} }}\n# {}",
+        "padding ".repeat(20_000)
+    );
+    client.subscribe("big", &padded, json!({})).await?;
+    let next = client.next_message(TIMEOUT).await?;
+    assert_eq!(next["id"], "big", "{next}");
+    assert!(
+        next["payload"]["data"]["topProducts"][1]["name"].is_string(),
+        "{next}"
+    );
+    assert_eq!(client.next_message(TIMEOUT).await?["type"], "complete");
     client.close().await?;
     shop.stop().await
 }

@@ -77,8 +77,10 @@ pub(super) async fn websocket(state: Served, request: axum::extract::Request) ->
         );
     };
     let config = &hub.config;
+    // Each read takes at most 512 bytes (a larger message takes more reads): the buffer stays
+    // with the socket for its life, and client messages are small and rare.
     let upgrade = upgrade
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes);

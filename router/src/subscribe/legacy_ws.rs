@@ -96,6 +96,9 @@ pub async fn serve(
     let mut streams: StreamMap<String, BroadcastStream<Delivery>> = StreamMap::new();
     let mut held: HashMap<String, ClientSubscription> = HashMap::new();
     let mut shutdown = hub.shutdown_signal();
+    // Made once: a fresh one per turn would register and drop a waiter on every event.
+    let stopping = super::stopped(&mut shutdown);
+    tokio::pin!(stopping);
     let mut keepalive = tokio::time::interval(hub.config.keepalive);
     keepalive.reset();
     let timeout = hub.config.write_timeout;
@@ -123,7 +126,9 @@ pub async fn serve(
                         vec![text(r#"{"type":"connection_ack"}"#.into()), text(r#"{"type":"ka"}"#.into())]
                     }
                     ClientMessage::Start { id, payload } => {
-                        match start(&hub, headers.as_ref(), init_payload.as_ref(), held.len(), payload).await {
+                        // Boxed: a query runs to its end here, and the connection's task should hold
+                        // only what an idle socket needs.
+                        match Box::pin(start(&hub, headers.as_ref(), init_payload.as_ref(), held.len(), payload)).await {
                             Err(errors) => vec![error_message(&id, &errors_json(&errors))],
                             Ok(Started::Refused(errors)) => vec![error_message(&id, &errors_json(&errors))],
                             Ok(Started::Single(bytes)) => vec![data_message(&id, &bytes), complete_message(&id)],
@@ -169,7 +174,7 @@ pub async fn serve(
                 }
             },
             _ = keepalive.tick(), if headers.is_some() => vec![text(r#"{"type":"ka"}"#.into())],
-            () = super::stopped(&mut shutdown) => {
+            () = &mut stopping => {
                 let mut last: Vec<Message> = held.keys().map(|id| complete_message(id)).collect();
                 last.push(Message::Close(Some(CloseFrame { code: 1001, reason: Utf8Bytes::from("the router is shutting down") })));
                 let _ = send(&mut sink, last, timeout).await;

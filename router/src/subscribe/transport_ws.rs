@@ -142,6 +142,9 @@ pub async fn serve(
         single_ids: HashMap::new(),
     };
     let mut shutdown = hub.shutdown_signal();
+    // Made once: a fresh one per turn would register and drop a waiter on every event.
+    let stopping = super::stopped(&mut shutdown);
+    tokio::pin!(stopping);
     let init_deadline = tokio::time::sleep(hub.config.init_timeout);
     tokio::pin!(init_deadline);
     let mut keepalive = tokio::time::interval(hub.config.keepalive);
@@ -155,7 +158,9 @@ pub async fn serve(
                 heard = true;
                 match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(Message::Text(text))) => match session.receive(&text).await {
+                    // Boxed, like the sends that end the session: the connection's task holds
+                    // only what an idle socket needs between messages.
+                    Some(Ok(Message::Text(text))) => match Box::pin(session.receive(&text)).await {
                         Ok(replies) => outgoing.extend(replies),
                         Err(close) => break Some(close),
                     },
@@ -184,31 +189,35 @@ pub async fn serve(
                 }
                 outgoing.push(Message::Ping(Default::default()));
             }
-            () = super::stopped(&mut shutdown) => {
+            () = &mut stopping => {
                 let mut last: Vec<Message> = session
                     .subscriptions
                     .keys()
                     .map(|id| frame(&format!(r#"{{"id":{},"type":"complete"}}"#, json_string(id))))
                     .collect();
                 last.push(close_message(CloseCode::GoingAway, "the router is shutting down"));
-                let _ = send_all(&mut socket, last, hub.config.write_timeout).await;
+                let _ = Box::pin(send_all(&mut socket, last, hub.config.write_timeout)).await;
                 return;
             }
         }
         if !outgoing.is_empty()
-            && send_all(&mut socket, outgoing.drain(..), hub.config.write_timeout)
-                .await
-                .is_err()
+            && Box::pin(send_all(
+                &mut socket,
+                outgoing.drain(..),
+                hub.config.write_timeout,
+            ))
+            .await
+            .is_err()
         {
             break None;
         }
     };
     if let Some(Close(code, reason)) = ended {
-        let _ = send_all(
+        let _ = Box::pin(send_all(
             &mut socket,
             [close_message(code, &reason)],
             hub.config.write_timeout,
-        )
+        ))
         .await;
     }
 }
