@@ -356,10 +356,27 @@ async fn shard_loop(
         backoff = (backoff * 2).min(Duration::from_secs(1));
     };
     tracing::info!(prefix, "connected to the redis cluster");
-    shards.send_replace(Some(connection));
+    shards.send_replace(Some(connection.clone()));
     subscribed.send_replace(true);
     let mut disconnected = false;
-    while let Some(push) = pushes.recv().await {
+    // While a node's connection is down, a PING a second tells when the cluster answers again
+    // (what `is_ready` and the relay go by; the subscriptions are renewed by redis-rs).
+    let mut probe = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let push = tokio::select! {
+            push = pushes.recv() => match push {
+                Some(push) => push,
+                None => return,
+            },
+            _ = probe.tick(), if !*subscribed.borrow() => {
+                let mut conn = connection.clone();
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    subscribed.send_replace(true);
+                }
+                continue;
+            }
+        };
         match push.kind {
             PushKind::SMessage => {
                 let mut data = push.data.into_iter();
@@ -380,8 +397,10 @@ async fn shard_loop(
                     "a redis cluster node's subscription dropped; resubscribing"
                 );
                 disconnected = true;
+                subscribed.send_replace(false);
             }
             PushKind::SSubscribe if disconnected => {
+                subscribed.send_replace(true);
                 let _ = sender.send(Signal::Resync);
             }
             _ => {}
