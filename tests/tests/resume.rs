@@ -158,6 +158,12 @@ pub(crate) async fn every_protocol_resumes(options: ShopOptions) -> anyhow::Resu
             .is_err(),
         "a duplicate"
     );
+    // Caught up, the resumed subscriptions joined the live one: one upstream subscription
+    // again, where each had one of its own while replaying.
+    tessera_tests::wait_until("the resumed groups join the live one", TIMEOUT, || async {
+        shop.router.hub.metrics.upstreams.get() == 1
+    })
+    .await?;
 
     // An id from before what the subgraph keeps (here: before its bus began) is a gap.
     subscribe(&mut ws, "gap", json!({ "lastEventId": "1-0" })).await?;

@@ -109,6 +109,9 @@ pub(super) struct GroupRun {
     pub engine: Arc<Engine>,
     pub planned: PlannedOperation,
     pub stream: StreamOptions,
+    /// For a resuming group: the live group of the same operation, which it hands its clients'
+    /// stream over to once it has caught up.
+    pub converge: Option<Arc<Group>>,
 }
 
 /// How a group's clients asked for their events (the request extensions).
@@ -176,6 +179,20 @@ struct Attached {
 }
 
 impl GroupRun {
+    /// The same operation for live clients (no resume point, no rate limit), planned as
+    /// `planned`.
+    pub(super) fn live(&self, planned: PlannedOperation) -> GroupRun {
+        GroupRun {
+            request: self.request.clone(),
+            client_headers: self.client_headers.clone(),
+            init_payload: self.init_payload.clone(),
+            engine: Arc::clone(&self.engine),
+            planned,
+            stream: StreamOptions::default(),
+            converge: None,
+        }
+    }
+
     async fn serve(self, hub: Arc<Hub>, sender: broadcast::Sender<Delivery>) {
         let GroupRun {
             request,
@@ -184,7 +201,9 @@ impl GroupRun {
             engine,
             planned,
             stream,
+            converge,
         } = self;
+        let mut live = converge.map(Catching::new);
         let mut changes = hub.live.changes();
         changes.mark_unchanged();
         // A resuming group follows its own position: after a re-plan onto a new upstream it
@@ -207,8 +226,19 @@ impl GroupRun {
         let interval = stream.interval();
         let mut held: Option<Bytes> = None;
         let mut next_at = tokio::time::Instant::now();
-        loop {
+        let (from, newer) = loop {
             tokio::select! {
+                received = Catching::recv(&mut live), if live.is_some() => {
+                    let Some(catching) = live.as_mut() else { continue };
+                    match catching.heard(received, resume.as_deref()) {
+                        Heard::Keep => {}
+                        Heard::CaughtUp(newer) => match live.take() {
+                            Some(catching) => break (catching, newer),
+                            None => continue,
+                        },
+                        Heard::GiveUp => live = None,
+                    }
+                }
                 event = attached.upstream.recv() => {
                     if let (Some(_), Some(UpstreamEvent::Next(payload))) = (&resume, &event)
                         && let Some(id) = super::upstream::event_id(payload)
@@ -234,6 +264,13 @@ impl GroupRun {
                     if !deliver(&hub, &attached, event, &sender).await {
                         return;
                     }
+                    // Delivered up to where the live group has been heard: it takes over.
+                    if let (Some(catching), Some(last)) = (live.as_mut(), resume.as_deref())
+                        && let Some(newer) = catching.caught_up(last)
+                        && let Some(catching) = live.take()
+                    {
+                        break (catching, newer);
+                    }
                 }
                 () = tokio::time::sleep_until(next_at), if held.is_some() => {
                     next_at = tokio::time::Instant::now() + interval.unwrap_or_default();
@@ -255,6 +292,117 @@ impl GroupRun {
                         }
                     }
                 }
+            }
+        };
+        // The live group's stream goes on from exactly after the last event delivered here:
+        // this group's own upstream (and its completion of each event) are no longer needed.
+        drop(attached);
+        tracing::debug!("a resumed subscription caught up and joined the live one");
+        for delivery in newer {
+            let _ = sender.send(delivery);
+        }
+        from.relay(&sender).await;
+    }
+}
+
+/// Events a live group kept in hand while a resuming group catches up to it, for the handover.
+const CATCHING_UP_EVENTS: usize = 256;
+
+/// A resuming group's view of the live group of its operation: what the live group delivered
+/// since, a contiguous run (the oldest dropped first), to hand over at the first event both
+/// have.
+struct Catching {
+    receiver: broadcast::Receiver<Delivery>,
+    heard: std::collections::VecDeque<(String, Arc<[u8]>)>,
+    _live: Arc<Group>,
+}
+
+/// What one delivery of the live group means for the handover.
+enum Heard {
+    /// Kept (or nothing to do yet).
+    Keep,
+    /// The live group delivered the last event the resuming group delivered: these (its later
+    /// ones) and everything it delivers from now on are new to the resuming group's clients.
+    CaughtUp(Vec<Delivery>),
+    /// The live group cannot take over (it ended, or its events carry no ids).
+    GiveUp,
+}
+
+impl Catching {
+    fn new(live: Arc<Group>) -> Self {
+        Self {
+            receiver: live.sender.subscribe(),
+            heard: std::collections::VecDeque::new(),
+            _live: live,
+        }
+    }
+
+    async fn recv(catching: &mut Option<Self>) -> Result<Delivery, broadcast::error::RecvError> {
+        match catching {
+            Some(catching) => catching.receiver.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes in one delivery of the live group; `last` is the resuming group's last event.
+    fn heard(
+        &mut self,
+        received: Result<Delivery, broadcast::error::RecvError>,
+        last: Option<&str>,
+    ) -> Heard {
+        match received {
+            Ok(Delivery::Next(bytes)) => {
+                let Some(id) = delivered_event_id(&bytes) else {
+                    return Heard::GiveUp;
+                };
+                if last == Some(id) {
+                    self.heard.clear();
+                    return Heard::CaughtUp(Vec::new());
+                }
+                if self.heard.len() == CATCHING_UP_EVENTS {
+                    self.heard.pop_front();
+                }
+                self.heard.push_back((id.to_owned(), bytes));
+                Heard::Keep
+            }
+            // What it missed breaks the run: start a new one.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.heard.clear();
+                Heard::Keep
+            }
+            Ok(Delivery::Error(_) | Delivery::Complete)
+            | Err(broadcast::error::RecvError::Closed) => Heard::GiveUp,
+        }
+    }
+
+    /// After the resuming group delivered `last`: the live group's later deliveries, when it
+    /// had delivered `last` too.
+    fn caught_up(&mut self, last: &str) -> Option<Vec<Delivery>> {
+        let at = self.heard.iter().position(|(id, _)| id == last)?;
+        let newer = self
+            .heard
+            .drain(..)
+            .skip(at + 1)
+            .map(|(_, bytes)| Delivery::Next(bytes))
+            .collect();
+        Some(newer)
+    }
+
+    /// Passes the live group's deliveries on to `sender` until the subscription ends.
+    async fn relay(mut self, sender: &broadcast::Sender<Delivery>) {
+        loop {
+            let delivery = match self.receiver.recv().await {
+                Ok(delivery) => delivery,
+                Err(broadcast::error::RecvError::Lagged(missed)) => Delivery::error(
+                    format!("the router fell behind and missed {missed} events"),
+                    codes::SUBSCRIPTION_LIMIT,
+                ),
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let last = !matches!(delivery, Delivery::Next(_));
+            let _ = sender.send(delivery);
+            if last {
+                return;
             }
         }
     }

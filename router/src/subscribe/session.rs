@@ -183,39 +183,52 @@ impl Hub {
             init_payload: init_payload.clone(),
             stream: stream.clone(),
         };
+        let mut run = GroupRun {
+            request,
+            client_headers: self.kept_headers(headers),
+            init_payload,
+            engine,
+            planned,
+            stream,
+            converge: None,
+        };
         // A resuming client's group replays from the client's own position: it is never
-        // shared (one that joined a replay late would miss what went before).
-        let shared = stream.last_event_id.is_none();
-        let group = {
-            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-            match groups
-                .get(&key)
-                .and_then(std::sync::Weak::upgrade)
-                .filter(|_| shared)
+        // shared (one that joined a replay late would miss what went before). Once it has
+        // caught up, it hands over to the live group of the same operation (without a rate
+        // limit, whose conflation would make the two streams differ).
+        let group = if run.stream.last_event_id.is_none() {
+            self.shared_group(key, || run)
+        } else {
+            if run.stream.max_per_second.is_none()
+                && let Ok(live_planned) = run.engine.prepare_operation(&run.request, ctx, headers)
             {
-                Some(group) => group,
-                None => {
-                    let run = GroupRun {
-                        request,
-                        client_headers: self.kept_headers(headers),
-                        init_payload,
-                        engine,
-                        planned,
-                        stream,
-                    };
-                    let group = Group::start(self, key.clone(), run, self.config.client_queue);
-                    if shared {
-                        groups.insert(key, Arc::downgrade(&group));
-                    }
-                    group
-                }
+                let live = run.live(live_planned);
+                let live_key = GroupKey {
+                    stream: StreamOptions::default(),
+                    ..key.clone()
+                };
+                run.converge = Some(self.shared_group(live_key, || live));
             }
+            Group::start(self, key, run, self.config.client_queue)
         };
         Started::Stream(ClientSubscription {
             receiver: group.receiver(),
             _group: group,
             _slot: slot,
         })
+    }
+}
+
+impl Hub {
+    /// The group serving `key` to live clients, started with `run` when there is none.
+    fn shared_group(self: &Arc<Self>, key: GroupKey, run: impl FnOnce() -> GroupRun) -> Arc<Group> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(group) = groups.get(&key).and_then(std::sync::Weak::upgrade) {
+            return group;
+        }
+        let group = Group::start(self, key.clone(), run(), self.config.client_queue);
+        groups.insert(key, Arc::downgrade(&group));
+        group
     }
 }
 
