@@ -199,6 +199,7 @@ struct Ready {
 
 /// An operation ready to run on a streaming transport: its plan, coerced variables and the
 /// headers its subgraph requests carry.
+#[derive(Clone)]
 pub struct PlannedOperation {
     prepared: Arc<Prepared>,
     /// The plan (for a subscription, a [`crate::plan::PlanNode::Subscription`] at its root).

@@ -36,14 +36,11 @@ async fn shard_subscribers(
     channel: &str,
 ) -> anyhow::Result<i64> {
     let reply = pubsub(cluster, port, &["SHARDNUMSUB", channel]).await?;
-    let (_, count): (String, i64) = match redis::from_redis_value::<Vec<(String, i64)>>(reply)?
-        .into_iter()
-        .next()
-    {
-        Some(pair) => pair,
-        None => anyhow::bail!("no SHARDNUMSUB answer"),
-    };
-    Ok(count)
+    let counts: Vec<(String, i64)> = redis::from_redis_value(reply)?;
+    counts
+        .first()
+        .map(|(_, count)| *count)
+        .ok_or_else(|| anyhow::anyhow!("no SHARDNUMSUB answer"))
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::UpstreamFeed;
-use super::upstream::UpstreamEvent;
+use super::upstream::{NextEvent, UpstreamEvent};
 use super::{GroupKey, Hub};
 use crate::engine::{Engine, PlannedOperation, RequestContext};
 use crate::error::{GraphQLError, codes};
@@ -179,15 +179,14 @@ struct Attached {
 }
 
 impl GroupRun {
-    /// The same operation for live clients (no resume point, no rate limit), planned as
-    /// `planned`.
-    pub(super) fn live(&self, planned: PlannedOperation) -> GroupRun {
+    /// The same operation for live clients (no resume point, no rate limit).
+    pub(super) fn live(&self) -> GroupRun {
         GroupRun {
             request: self.request.clone(),
             client_headers: self.client_headers.clone(),
             init_payload: self.init_payload.clone(),
             engine: Arc::clone(&self.engine),
-            planned,
+            planned: self.planned.clone(),
             stream: StreamOptions::default(),
             converge: None,
         }
@@ -208,7 +207,7 @@ impl GroupRun {
         changes.mark_unchanged();
         // A resuming group follows its own position: after a re-plan onto a new upstream it
         // resumes after the last event it had, not the one its clients first named.
-        let mut resume = stream.last_event_id.clone();
+        let mut resume: Option<Arc<str>> = stream.last_event_id.as_deref().map(Arc::from);
         let Some(mut attached) = attach(
             &hub,
             engine,
@@ -224,7 +223,7 @@ impl GroupRun {
         };
         // Conflation: the newest event not delivered yet, and when the next may go.
         let interval = stream.interval();
-        let mut held: Option<Bytes> = None;
+        let mut held: Option<NextEvent> = None;
         let mut next_at = tokio::time::Instant::now();
         let (from, newer) = loop {
             tokio::select! {
@@ -232,32 +231,31 @@ impl GroupRun {
                     let Some(catching) = live.as_mut() else { continue };
                     match catching.heard(received, resume.as_deref()) {
                         Heard::Keep => {}
-                        Heard::CaughtUp(newer) => match live.take() {
-                            Some(catching) => break (catching, newer),
-                            None => continue,
-                        },
+                        Heard::CaughtUp(newer) => {
+                            if let Some(catching) = live.take() {
+                                break (catching, newer);
+                            }
+                        }
                         Heard::GiveUp => live = None,
                     }
                 }
                 event = attached.upstream.recv() => {
-                    if let (Some(_), Some(UpstreamEvent::Next(payload))) = (&resume, &event)
-                        && let Some(id) = super::upstream::event_id(payload)
-                    {
-                        resume = Some(id.into());
+                    if let (Some(_), Some(UpstreamEvent::Next(NextEvent { id: Some(id), .. }))) = (&resume, &event) {
+                        resume = Some(Arc::clone(id));
                     }
-                    if let (Some(interval), Some(UpstreamEvent::Next(payload))) = (interval, &event) {
+                    if let (Some(interval), Some(UpstreamEvent::Next(next))) = (interval, &event) {
                         let now = tokio::time::Instant::now();
                         if now < next_at || held.is_some() {
                             // One it replaces is received but never completed.
-                            if held.replace(payload.clone()).is_some() {
+                            if held.replace(next.clone()).is_some() {
                                 hub.metrics.events_received.inc();
                             }
                             continue;
                         }
                         next_at = now + interval;
-                    } else if let Some(payload) = held.take() {
+                    } else if let Some(next) = held.take() {
                         // The subscription is ending: its newest event still goes first.
-                        if !deliver(&hub, &attached, Some(UpstreamEvent::Next(payload)), &sender).await {
+                        if !deliver(&hub, &attached, Some(UpstreamEvent::Next(next)), &sender).await {
                             return;
                         }
                     }
@@ -274,8 +272,8 @@ impl GroupRun {
                 }
                 () = tokio::time::sleep_until(next_at), if held.is_some() => {
                     next_at = tokio::time::Instant::now() + interval.unwrap_or_default();
-                    let payload = held.take();
-                    if !deliver(&hub, &attached, payload.map(UpstreamEvent::Next), &sender).await {
+                    let next = held.take();
+                    if !deliver(&hub, &attached, next.map(UpstreamEvent::Next), &sender).await {
                         return;
                     }
                 }
@@ -489,10 +487,10 @@ async fn deliver(
     sender: &broadcast::Sender<Delivery>,
 ) -> bool {
     match event {
-        Some(UpstreamEvent::Next(payload)) => {
+        Some(UpstreamEvent::Next(next)) => {
             hub.metrics.events_received.inc();
             let started = Instant::now();
-            let bytes = complete_event(attached, payload).await;
+            let bytes = complete_event(attached, next).await;
             hub.metrics
                 .enrichment
                 .observe(started.elapsed().as_secs_f64());
@@ -535,7 +533,7 @@ fn subgraph_errors(errors: &[u8]) -> Vec<u8> {
 }
 
 /// Completes one event with the rest of the plan and writes the client's response.
-async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
+async fn complete_event(attached: &Attached, next: NextEvent) -> Arc<[u8]> {
     let planned = &attached.planned;
     let job = Job {
         supergraph: attached.engine.supergraph(),
@@ -544,8 +542,11 @@ async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
         variables: &planned.variables,
         headers: &planned.headers,
     };
-    let event_id = super::upstream::event_id(&payload);
-    let response = attached.engine.executor().execute_event(job, payload).await;
+    let response = attached
+        .engine
+        .executor()
+        .execute_event(job, next.payload)
+        .await;
     let mut out = response
         .data
         .unwrap_or_else(|| crate::execute::DATA_MEMBER.to_vec());
@@ -556,9 +557,9 @@ async fn complete_event(attached: &Attached, payload: Bytes) -> Arc<[u8]> {
         out.extend_from_slice(b",\"errors\":");
         let _ = serde_json::to_writer(&mut out, &response.errors);
     }
-    if let Some(id) = event_id {
+    if let Some(id) = next.id {
         out.extend_from_slice(b",\"extensions\":{\"eventId\":");
-        let _ = serde_json::to_writer(&mut out, &id);
+        let _ = serde_json::to_writer(&mut out, &*id);
         out.push(b'}');
     }
     out.push(b'}');

@@ -183,7 +183,9 @@ impl Hub {
             init_payload: init_payload.clone(),
             stream: stream.clone(),
         };
-        let mut run = GroupRun {
+        let resuming = stream.last_event_id.is_some();
+        // Built only for a group that starts: joining one copies no headers.
+        let run = move || GroupRun {
             request,
             client_headers: self.kept_headers(headers),
             init_payload,
@@ -196,18 +198,16 @@ impl Hub {
         // shared (one that joined a replay late would miss what went before). Once it has
         // caught up, it hands over to the live group of the same operation (without a rate
         // limit, whose conflation would make the two streams differ).
-        let group = if run.stream.last_event_id.is_none() {
-            self.shared_group(key, || run)
+        let group = if !resuming {
+            self.shared_group(key, run)
         } else {
-            if run.stream.max_per_second.is_none()
-                && let Ok(live_planned) = run.engine.prepare_operation(&run.request, ctx, headers)
-            {
-                let live = run.live(live_planned);
+            let mut run = run();
+            if run.stream.max_per_second.is_none() {
                 let live_key = GroupKey {
                     stream: StreamOptions::default(),
                     ..key.clone()
                 };
-                run.converge = Some(self.shared_group(live_key, || live));
+                run.converge = Some(self.shared_group(live_key, || run.live()));
             }
             Group::start(self, key, run, self.config.client_queue)
         };
@@ -217,9 +217,7 @@ impl Hub {
             _slot: slot,
         })
     }
-}
 
-impl Hub {
     /// The group serving `key` to live clients, started with `run` when there is none.
     fn shared_group(self: &Arc<Self>, key: GroupKey, run: impl FnOnce() -> GroupRun) -> Arc<Group> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());

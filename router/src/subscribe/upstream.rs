@@ -72,8 +72,8 @@ pub struct ConnectionKey {
 /// What a subscription to a subgraph yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamEvent {
-    /// An event: the `next` message's payload (a GraphQL response) as JSON text.
-    Next(Bytes),
+    /// An event.
+    Next(NextEvent),
     /// The subgraph refused or ended the subscription with errors (JSON array text).
     Error(Bytes),
     /// The subgraph completed the subscription.
@@ -85,6 +85,16 @@ pub enum UpstreamEvent {
     /// The subscription ended on the router's side: no connection within the grace period,
     /// or its consumer fell too far behind.
     Failed(String),
+}
+
+/// One event of a subscription: the `next` message's payload (a GraphQL response as JSON text)
+/// and its `extensions.eventId`, read once when it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextEvent {
+    /// The GraphQL response.
+    pub payload: Bytes,
+    /// The id the subgraph tagged it with, if any.
+    pub id: Option<Arc<str>>,
 }
 
 /// Every connection to subgraphs, by key.
@@ -192,7 +202,7 @@ struct Active {
     events: mpsc::Sender<UpstreamEvent>,
     /// The id of the last event it got, when the subgraph tags events
     /// (`extensions.eventId`): a subscription renewed after a lost connection resumes after it.
-    last_event: Option<Box<str>>,
+    last_event: Option<Arc<str>>,
 }
 
 impl Active {
@@ -233,7 +243,7 @@ pub fn resume_after(payload: &[u8], last: &str) -> Bytes {
 }
 
 /// The `extensions.eventId` of a subscription response (JSON text), if it has one.
-pub fn event_id(response: &[u8]) -> Option<Box<str>> {
+pub fn event_id(response: &[u8]) -> Option<Arc<str>> {
     #[derive(Deserialize)]
     struct Tagged<'a> {
         #[serde(borrow)]
@@ -517,11 +527,16 @@ fn route(text: &str, active: &mut HashMap<u64, Active>) -> Option<Message> {
         ("next", Some(id)) => {
             let sub = active.get_mut(&id)?;
             let payload = payload();
-            if let Some(last) = event_id(&payload) {
-                sub.last_event = Some(last);
+            let tagged = event_id(&payload);
+            if tagged.is_some() {
+                sub.last_event.clone_from(&tagged);
             }
+            let next = NextEvent {
+                payload,
+                id: tagged,
+            };
             if let Err(mpsc::error::TrySendError::Full(_)) =
-                sub.events.try_send(UpstreamEvent::Next(payload))
+                sub.events.try_send(UpstreamEvent::Next(next))
             {
                 let _ = sub.events.try_send(UpstreamEvent::Failed(
                     "events arrived faster than they were completed".to_owned(),
@@ -570,9 +585,10 @@ mod tests {
         );
         assert_eq!(
             receiver.try_recv().ok(),
-            Some(UpstreamEvent::Next(Bytes::from_static(
-                br#"{"data":{"a":1}}"#
-            )))
+            Some(UpstreamEvent::Next(NextEvent {
+                payload: Bytes::from_static(br#"{"data":{"a":1}}"#),
+                id: None,
+            }))
         );
         route(r#"{"type":"next","id":"8","payload":{}}"#, &mut map);
         assert!(receiver.try_recv().is_err(), "another id's event");
