@@ -73,6 +73,17 @@ impl ResponseMediaType {
     }
 }
 
+/// The header that asks for the query plan in `extensions`.
+pub const EXPOSE_QUERY_PLAN_HEADER: &str = "tessera-expose-query-plan";
+
+/// Whether a client asked to see its operation's plan ([`EXPOSE_QUERY_PLAN_HEADER`]: `true`).
+pub fn expose_plan(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPOSE_QUERY_PLAN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// What the transport knows about a request that matters to the pipeline.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestContext {

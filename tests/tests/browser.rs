@@ -102,6 +102,12 @@ async fn graphiql_runs_the_readme_query_a_subscription_and_shows_the_plan() -> a
     let result = outcome(&shop, script, Some("subscribed")).await?;
     let event = result["eventText"].as_str().unwrap_or_default();
     assert!(event.contains("\"orderPlaced\""), "{result}");
+    // The subscription's plan reached the panel with its first event.
+    let plan = result["subscriptionPlan"].as_str().unwrap_or_default();
+    assert!(
+        plan.contains("Subscription {") && plan.contains("Fetch(service: \"orders\")"),
+        "{result}"
+    );
     assert!(std::fs::metadata(&subscription)?.len() > 0);
     assert!(std::fs::metadata(&query)?.len() > 0);
     shop.stop().await

@@ -495,3 +495,80 @@ async fn shutting_down_completes_every_subscription_and_closes_1001() -> anyhow:
     .await?;
     shop.stop().await
 }
+
+#[tokio::test]
+async fn a_client_that_asks_sees_the_plan_in_each_event_and_shares_the_completion()
+-> anyhow::Result<()> {
+    let shop = Shop::start(ShopOptions::default()).await?;
+    let query = "subscription { orderPlaced { id buyer { username } } }";
+    let mut plain = WsClient::connect(&shop.ws_url()).await?;
+    plain.subscribe("o", query, json!({})).await?;
+    // A browser cannot set a WebSocket's headers: GraphiQL asks in `connection_init`.
+    let mut shown = WsClient::connect_with(
+        &shop.ws_url(),
+        json!({ "tessera-expose-query-plan": "true" }),
+    )
+    .await?;
+    shown.subscribe("o", query, json!({})).await?;
+    let sse = reqwest::Client::new()
+        .post(shop.url())
+        .header("accept", "text/event-stream")
+        .header("tessera-expose-query-plan", "true")
+        .json(&json!({ "query": query }))
+        .send()
+        .await?;
+    let sse = tokio::spawn(read_stream_until(sse, TIMEOUT, |text| {
+        text.contains("queryPlanText")
+    }));
+    wait_until("every subscription is served", TIMEOUT, || async {
+        shop.router.hub.subscription_count() == 3
+    })
+    .await?;
+    order_until_delivered(&shop, &mut plain, "o").await?;
+    shown.next_payload("o", TIMEOUT).await?;
+    let accounts = shop
+        .subgraph("accounts")
+        .app
+        .metrics
+        .http_requests("/graphql", 200);
+    shop.place_order(3, 1, 1).await?;
+    let (plain_event, shown_event) = (
+        plain.next_payload("o", TIMEOUT).await?,
+        shown.next_payload("o", TIMEOUT).await?,
+    );
+    assert_eq!(plain_event["data"], shown_event["data"]);
+    assert_eq!(
+        plain_event["extensions"]["eventId"],
+        shown_event["extensions"]["eventId"]
+    );
+    assert!(
+        plain_event["extensions"].get("queryPlan").is_none(),
+        "{plain_event}"
+    );
+    let text = shown_event["extensions"]["queryPlanText"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.starts_with("QueryPlan"), "{shown_event}");
+    assert!(text.contains("Subscription"), "{text}");
+    assert!(
+        text.contains("\"orders\"") && text.contains("\"accounts\""),
+        "{text}"
+    );
+    assert!(
+        shown_event["extensions"]["queryPlan"].is_object(),
+        "{shown_event}"
+    );
+    // The plan is added for the clients that asked: the event was completed once for all.
+    let completions = shop
+        .subgraph("accounts")
+        .app
+        .metrics
+        .http_requests("/graphql", 200)
+        - accounts;
+    assert_eq!(completions, 1);
+    let sse = sse.await??;
+    assert!(sse.contains("\"eventId\""), "{sse}");
+    plain.close().await?;
+    shown.close().await?;
+    shop.stop().await
+}

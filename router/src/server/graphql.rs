@@ -18,9 +18,6 @@ use crate::engine::{EngineResponse, RequestContext, RequestFailure, ResponseMedi
 use crate::error::{GraphQLError, codes};
 use crate::request::GraphQLRequest;
 
-/// The header that asks for the query plan in `extensions`.
-pub const EXPOSE_QUERY_PLAN_HEADER: &str = "tessera-expose-query-plan";
-
 /// `POST /graphql`.
 pub(super) async fn post_graphql(
     State(state): State<Served>,
@@ -65,7 +62,7 @@ pub(super) async fn post_graphql(
     }
     let ctx = RequestContext {
         is_get: false,
-        expose_plan: expose_plan(&headers),
+        expose_plan: crate::engine::expose_plan(&headers),
         media_type,
         streaming: false,
     };
@@ -119,7 +116,7 @@ pub(super) async fn get_graphql(
     }
     let ctx = RequestContext {
         is_get: true,
-        expose_plan: expose_plan(&headers),
+        expose_plan: crate::engine::expose_plan(&headers),
         media_type,
         streaming: false,
     };
@@ -324,13 +321,6 @@ fn parse_body(bytes: &[u8]) -> Result<GraphQLRequest, String> {
         Ok(_) => Err("the body is not a GraphQL request: expected a JSON object".to_owned()),
         Err(err) => Err(format!("the body is not valid JSON: {err}")),
     }
-}
-
-fn expose_plan(headers: &HeaderMap) -> bool {
-    headers
-        .get(EXPOSE_QUERY_PLAN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 fn error(status: StatusCode, media_type: ResponseMediaType, code: &str, message: &str) -> Response {

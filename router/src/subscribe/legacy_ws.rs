@@ -154,7 +154,10 @@ pub async fn serve(
             Some((id, item)) = streams.next() => match item {
                 Ok(Delivery::Next(bytes)) => {
                     hub.metrics.events_delivered.inc();
-                    vec![data_message(&id, &bytes)]
+                    match held.get(&id).and_then(|s| s.with_plan(&bytes)) {
+                        Some(shown) => vec![data_message(&id, &shown)],
+                        None => vec![data_message(&id, &bytes)],
+                    }
                 }
                 Ok(Delivery::Error(errors)) => {
                     streams.remove(&id);

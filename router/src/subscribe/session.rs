@@ -77,8 +77,53 @@ pub struct ClientSubscription {
     /// The deliveries, from the group's broadcast (bounded: a client that falls behind sees a
     /// lag and is disconnected).
     pub receiver: broadcast::Receiver<Delivery>,
+    /// The plan, for a client that asked to see it.
+    plan: Option<Box<ShownPlan>>,
     _group: Arc<Group>,
     _slot: SubscriptionSlot,
+}
+
+impl ClientSubscription {
+    /// A delivered event as this client gets it: for a client that asked to see the plan (the
+    /// `tessera-expose-query-plan` header, or that member of its `connection_init` payload),
+    /// with the plan in its `extensions`, as a query's response has it; else `None` (the
+    /// group's bytes as they are). Events are shared by every client of a group, so the plan
+    /// is added here, for the clients that want it only.
+    pub fn with_plan(&self, event: &[u8]) -> Option<Vec<u8>> {
+        self.plan.as_ref().and_then(|plan| plan.add_to(event))
+    }
+}
+
+/// A subscription's plan as it goes into its events' `extensions`.
+#[derive(Debug)]
+struct ShownPlan {
+    json: Value,
+    text: String,
+}
+
+impl ShownPlan {
+    fn of(plan: &crate::plan::QueryPlan) -> Self {
+        Self {
+            json: plan.to_json(),
+            text: plan.to_string(),
+        }
+    }
+
+    /// `event` (a GraphQL response) with `extensions.queryPlan` and `queryPlanText`.
+    fn add_to(&self, event: &[u8]) -> Option<Vec<u8>> {
+        let Ok(Value::Object(mut response)) = serde_json::from_slice::<Value>(event) else {
+            return None;
+        };
+        let extensions = response
+            .entry("extensions")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(extensions) = extensions else {
+            return None;
+        };
+        extensions.insert("queryPlan".to_owned(), self.json.clone());
+        extensions.insert("queryPlanText".to_owned(), Value::String(self.text.clone()));
+        serde_json::to_vec(&response).ok()
+    }
 }
 
 impl std::fmt::Debug for ClientSubscription {
@@ -126,10 +171,14 @@ impl Hub {
         (before < self.config.max_subscriptions).then_some(slot)
     }
 
-    /// The headers of `headers` that the router's header rules read, in memory of their own:
-    /// what a long-lived stream keeps of its request.
+    /// The headers of `headers` that the router's header rules read, and the one that asks to
+    /// see plans, in memory of their own: what a long-lived stream keeps of its request.
     pub fn kept_headers(&self, headers: &HeaderMap) -> HeaderMap {
-        self.live.engine().config().headers.retain(headers)
+        let mut kept = self.live.engine().config().headers.retain(headers);
+        if let Some(value) = headers.get(crate::engine::EXPOSE_QUERY_PLAN_HEADER) {
+            kept.insert(crate::engine::EXPOSE_QUERY_PLAN_HEADER, value.clone());
+        }
+        kept
     }
 
     /// Starts `request` for a client with `headers` (its HTTP headers, plus what its
@@ -143,6 +192,7 @@ impl Hub {
         let engine = self.live.engine();
         let ctx = RequestContext {
             media_type: ResponseMediaType::GraphQLResponseJson,
+            expose_plan: crate::engine::expose_plan(headers),
             ..RequestContext::default()
         };
         let planned = match engine.prepare_operation(&request, ctx, headers) {
@@ -170,7 +220,7 @@ impl Hub {
         };
         let init_payload = init_payload
             .filter(|_| self.config.forward_init_payload)
-            .map(Value::to_string);
+            .map(forwarded_init_payload);
         let key = GroupKey {
             query: request.query.clone().unwrap_or_default(),
             operation_name: request.operation_name.clone(),
@@ -184,6 +234,9 @@ impl Hub {
             stream: stream.clone(),
         };
         let resuming = stream.last_event_id.is_some();
+        let plan = ctx
+            .expose_plan
+            .then(|| Box::new(ShownPlan::of(&planned.plan)));
         // Built only for a group that starts: joining one copies no headers.
         let run = move || GroupRun {
             request,
@@ -213,6 +266,7 @@ impl Hub {
         };
         Started::Stream(ClientSubscription {
             receiver: group.receiver(),
+            plan,
             _group: group,
             _slot: slot,
         })
@@ -228,6 +282,31 @@ impl Hub {
         groups.insert(key, Arc::downgrade(&group));
         group
     }
+}
+
+/// A `connection_init` payload as subgraphs get it: without the member that asks the router
+/// for plans (addressed to the router; left in, it would also give the client an upstream
+/// connection apart from clients that do not ask).
+fn forwarded_init_payload(payload: &Value) -> String {
+    let header = crate::engine::EXPOSE_QUERY_PLAN_HEADER;
+    let mentions =
+        |fields: &Map<String, Value>| fields.keys().any(|name| name.eq_ignore_ascii_case(header));
+    let Value::Object(fields) = payload else {
+        return payload.to_string();
+    };
+    let nested = match fields.get("headers") {
+        Some(Value::Object(nested)) => mentions(nested),
+        _ => false,
+    };
+    if !mentions(fields) && !nested {
+        return payload.to_string();
+    }
+    let mut fields = fields.clone();
+    fields.retain(|name, _| !name.eq_ignore_ascii_case(header));
+    if let Some(Value::Object(nested)) = fields.get_mut("headers") {
+        nested.retain(|name, _| !name.eq_ignore_ascii_case(header));
+    }
+    Value::Object(fields).to_string()
 }
 
 /// The request a `subscribe` / `start` payload (or an HTTP body) describes.
@@ -287,6 +366,45 @@ mod tests {
         assert_eq!(headers["x-user-id"], "7");
         assert_eq!(headers["x-request-id"], "r1");
         assert!(headers.get("count").is_none());
+    }
+
+    #[test]
+    fn the_request_for_plans_is_not_forwarded_in_the_init_payload() {
+        let payload = serde_json::json!({
+            "Tessera-Expose-Query-Plan": "true",
+            "token": "t",
+            "headers": { "tessera-expose-query-plan": "true", "x-user-id": "7" },
+        });
+        let forwarded: Value =
+            serde_json::from_str(&forwarded_init_payload(&payload)).expect("JSON");
+        assert_eq!(
+            forwarded,
+            serde_json::json!({ "token": "t", "headers": { "x-user-id": "7" } })
+        );
+        let plain = serde_json::json!({ "token": "t" });
+        assert_eq!(forwarded_init_payload(&plain), plain.to_string());
+    }
+
+    #[test]
+    fn the_plan_joins_an_events_extensions() {
+        let plan = ShownPlan {
+            json: serde_json::json!({ "kind": "QueryPlan" }),
+            text: "QueryPlan {}".to_owned(),
+        };
+        let tagged = plan
+            .add_to(br#"{"data":{"a":1},"extensions":{"eventId":"5-0"}}"#)
+            .expect("an object");
+        let tagged: Value = serde_json::from_slice(&tagged).expect("JSON");
+        assert_eq!(
+            tagged,
+            serde_json::json!({ "data": { "a": 1 }, "extensions": {
+                "eventId": "5-0", "queryPlan": { "kind": "QueryPlan" }, "queryPlanText": "QueryPlan {}",
+            } })
+        );
+        let untagged = plan.add_to(br#"{"data":null}"#).expect("an object");
+        let untagged: Value = serde_json::from_slice(&untagged).expect("JSON");
+        assert_eq!(untagged["extensions"]["queryPlanText"], "QueryPlan {}");
+        assert!(plan.add_to(b"[1]").is_none());
     }
 
     #[test]
@@ -355,6 +473,7 @@ pub fn outgoing(
                         received = subscription.receiver.recv() => match received {
                             Ok(Delivery::Next(bytes)) => {
                                 hub.metrics.events_delivered.inc();
+                                let bytes = subscription.with_plan(&bytes).map_or(bytes, Arc::from);
                                 return Some((Outgoing::Next(bytes), State::Streaming(subscription)));
                             }
                             Ok(Delivery::Error(errors)) => Outgoing::Fatal(errors),

@@ -488,7 +488,10 @@ impl Session {
         Ok(match delivery {
             Delivery::Next(bytes) => {
                 self.hub.metrics.events_delivered.inc();
-                next_message(id, &bytes)
+                match self.subscriptions.get(id).and_then(|s| s.with_plan(&bytes)) {
+                    Some(shown) => next_message(id, &shown),
+                    None => next_message(id, &bytes),
+                }
             }
             Delivery::Error(errors) => {
                 self.end(id);

@@ -44,7 +44,11 @@ export function QueryPlanPanel() {
     case 'running':
       body = (
         <>
-          <p className="tessera-plan-note">Running {describe(s)}…</p>
+          <p className="tessera-plan-note">
+            {s.kind === 'subscription'
+              ? `Waiting for the first event of the ${describe(s)}: its plan comes with it.`
+              : `Running ${describe(s)}…`}
+          </p>
           <Previous plan={s.previous} />
         </>
       );
@@ -62,7 +66,7 @@ export function QueryPlanPanel() {
         <>
           <p className="tessera-plan-note">
             {s.kind === 'subscription'
-              ? `The ${describe(s)} runs over the WebSocket; its first event carried no query plan (plans come with queries and mutations over HTTP).`
+              ? `The first event of the ${describe(s)} carried no query plan (no extensions.queryPlanText).`
               : `The result of the ${describe(s)} carried no query plan (no extensions.queryPlanText).`}
           </p>
           <Previous plan={s.previous} />

@@ -34,8 +34,12 @@ const DEFAULT_QUERY = `# Welcome to Tessera. This query crosses every subgraph; 
 const httpUrl = `${location.origin}/graphql`;
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/graphql`;
 
+// The router reads the string members of connection_init as headers (a browser
+// cannot set headers on a WebSocket): each subscription's events then carry its
+// plan, as queries' responses do.
 const wsClient = createClient({
   url: wsUrl,
+  connectionParams: { 'tessera-expose-query-plan': 'true' },
   lazy: true,
   retryAttempts: 5,
   shouldRetry: () => true,

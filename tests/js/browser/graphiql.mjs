@@ -6,8 +6,9 @@
 // Blocks and records every request to another host (fails if any), runs the
 // default (deep) query with the execute button, checks the Query plan panel,
 // then runs an orderPlaced subscription, prints {"subscribed": true} once its
-// subscribe message is on the socket, and waits for an event. With --mutate it
-// places an order from Node every 500 ms until the event shows. Prints JSON
+// subscribe message is on the socket, waits for an event, and then for the
+// subscription's plan (which comes with its events) in the panel. With --mutate
+// it places an order from Node every 500 ms until the event shows. Prints JSON
 // lines; the last is {"ok": true, ...}. Exits non-zero on failure, after
 // printing the browser console collected so far.
 import { emit, parseArgs, postGraphQL, run, sleep } from './lib.mjs';
@@ -134,13 +135,20 @@ await run({ url: args.url, executablePath: args.chromium }, async (s) => {
   const event = await responseText(page);
   emit({ event: 'orderPlaced', ordersPlaced: args.mutate ? placed : undefined });
 
-  // 4. Screenshot with the event and the plan panel visible.
+  // 4. The subscription's plan, from its first event, in the Query plan panel.
   if (!(await page.locator(SEL.plan).isVisible())) await page.click(SEL.showPlan);
+  await page.waitForFunction((sel) => {
+    const el = document.querySelector(sel);
+    return el && el.innerText.includes('Subscription {');
+  }, SEL.planReady, { timeout });
+  const subscriptionPlan = await page.locator(SEL.plan).innerText();
+
+  // 5. Screenshot with the event and the plan panel visible.
   await page.mouse.move(0, 0);
   await page.screenshot({ path: args.screenshot, fullPage: true });
 
   if (s.externalRequests.length) throw new Error(`requests to other hosts: ${s.externalRequests.join(', ')}`);
   if (s.cspViolations.length) throw new Error(`CSP violations: ${JSON.stringify(s.cspViolations)}`);
   if (s.pageErrors.length) throw new Error(`uncaught page errors: ${s.pageErrors.join('\n')}`);
-  emit({ ok: true, externalRequests: s.externalRequests, cspViolations: s.cspViolations, eventText: event.slice(0, 300), screenshot: args.screenshot });
+  emit({ ok: true, subscriptionPlan, externalRequests: s.externalRequests, cspViolations: s.cspViolations, eventText: event.slice(0, 300), screenshot: args.screenshot });
 });
