@@ -41,6 +41,8 @@ pub struct SubgraphOptions {
     pub consumer_claim_idle_ms: Option<u64>,
     /// How many events each topic's stream keeps; `None` keeps the kit's default.
     pub event_stream_max_len: Option<usize>,
+    /// How long published outbox rows are kept, in seconds; `None` keeps the kit's default.
+    pub outbox_retention_secs: Option<u64>,
 }
 
 impl Default for SubgraphOptions {
@@ -55,6 +57,7 @@ impl Default for SubgraphOptions {
             loader_delay_ms: None,
             consumer_claim_idle_ms: None,
             event_stream_max_len: None,
+            outbox_retention_secs: None,
         }
     }
 }
@@ -87,6 +90,9 @@ impl SubgraphOptions {
         }
         if let Some(max_len) = self.event_stream_max_len {
             config.event_stream_max_len = max_len;
+        }
+        if let Some(retention) = self.outbox_retention_secs {
+            config.outbox_retention_secs = retention;
         }
         if self.database_url.is_none() {
             let dir = std::env::temp_dir()

@@ -126,11 +126,27 @@ async fn a_mutation_on_one_replica_reaches_a_websocket_subscriber_of_another() -
     db.drop().await
 }
 
+/// How many outbox rows match `condition` (SQL).
+async fn outbox_rows(conn: &sea_orm::DatabaseConnection, condition: &str) -> anyhow::Result<i64> {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM outbox WHERE {condition}"),
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no count"))?;
+    Ok(row.try_get::<i64>("", "n")?)
+}
+
 #[tokio::test]
 async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     let mut redis = PrivateRedis::start().await?;
-    let opts = inventory_options(&db, &redis.url(), &unique_prefix());
+    // Published rows are kept a second: pruning runs all through the test.
+    let opts = SubgraphOptions {
+        outbox_retention_secs: Some(1),
+        ..inventory_options(&db, &redis.url(), &unique_prefix())
+    };
     let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
     wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || {
         bus_ready(&inventory)
@@ -142,25 +158,29 @@ async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> an
         .subscribe("s1", STOCK_CHANGED, json!({ "upc": upc }))
         .await?;
     restock_until_delivered(&inventory, &mut client, "s1", &upc).await?;
+    let conn = Database::connect(&db.url).await?;
+    // Published rows leave the outbox once older than the retention.
+    wait_until("the published rows are pruned", EVENT_TIMEOUT, || async {
+        outbox_rows(&conn, "1 = 1").await.ok() == Some(0)
+    })
+    .await?;
 
     redis.kill().await?;
     wait_until("the bus notices redis is gone", EVENT_TIMEOUT, || async {
         !bus_ready(&inventory).await
     })
     .await?;
-    // The mutation succeeds without Redis; its event waits in the outbox.
+    // The mutation succeeds without Redis; its event waits in the outbox, past the retention:
+    // an unpublished row is never pruned.
     let restocked = restock(&inventory, &upc, 7).await?;
     let stock = restocked["stock"].as_i64().unwrap_or_default();
-    let conn = Database::connect(&db.url).await?;
-    let unsent = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT COUNT(*) AS n FROM outbox WHERE published_at IS NULL",
-        ))
-        .await?
-        .map(|row| row.try_get::<i64>("", "n"))
-        .transpose()?;
-    assert_eq!(unsent, Some(1), "the event waits in the outbox");
+    assert_eq!(outbox_rows(&conn, "published_at IS NULL").await?, 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        outbox_rows(&conn, "published_at IS NULL").await?,
+        1,
+        "the event waits in the outbox"
+    );
     assert!(
         client
             .next_payload("s1", Duration::from_millis(300))
@@ -174,6 +194,10 @@ async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> an
         event["data"]["stockChanged"],
         json!({ "upc": upc, "stock": stock, "delta": 7, "reason": "RESTOCK" })
     );
+    wait_until("the published row is pruned", EVENT_TIMEOUT, || async {
+        outbox_rows(&conn, "1 = 1").await.ok() == Some(0)
+    })
+    .await?;
 
     client.close().await?;
     inventory.shutdown().await;

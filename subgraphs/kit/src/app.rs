@@ -267,7 +267,16 @@ pub async fn start<S: Subgraph>(
     });
     let mut tasks = vec![
         server,
-        outbox::spawn_relay(background_db, bus, app.outbox.clone(), app.metrics.clone()),
+        outbox::spawn_relay(
+            background_db.clone(),
+            bus,
+            app.outbox.clone(),
+            app.metrics.clone(),
+        ),
+        outbox::spawn_pruning(
+            background_db,
+            std::time::Duration::from_secs(config.outbox_retention_secs),
+        ),
     ];
     tasks.extend(S::workers(&app));
     tracing::info!(subgraph = S::NAME, %addr, "serving GraphQL on http://{addr}/graphql");

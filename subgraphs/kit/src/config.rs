@@ -42,6 +42,11 @@ pub struct Config {
     #[arg(long, env = "EVENT_STREAM_MAX_AGE_SECS")]
     pub event_stream_max_age_secs: Option<u64>,
 
+    /// Published outbox rows are deleted once published this many seconds ago (they stay a
+    /// while for inspection); rows not published yet are never deleted.
+    #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 3_600)]
+    pub outbox_retention_secs: u64,
+
     /// Load the example data when the database is empty.
     #[arg(long, env = "SEED")]
     pub seed: bool,
@@ -89,6 +94,7 @@ impl Config {
             event_prefix: "tessera:".to_owned(),
             event_stream_max_len: 100_000,
             event_stream_max_age_secs: None,
+            outbox_retention_secs: 3_600,
             seed: false,
             data_dir: PathBuf::from("./data"),
             print_sdl: false,

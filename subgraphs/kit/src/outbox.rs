@@ -2,7 +2,8 @@
 //!
 //! A mutation writes its change and an outbox row in ONE transaction ([`enqueue`]). The relay
 //! ([`spawn_relay`]) publishes unsent rows in id order and marks them sent. When the bus is down
-//! the rows wait, so no event is lost; delivery is at least once.
+//! the rows wait, so no event is lost; delivery is at least once. Sent rows are deleted once
+//! they are older than the retention ([`spawn_pruning`]), so the table stays bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,67 @@ pub fn spawn_relay(
             }
         }
     })
+}
+
+/// Rows deleted per statement when pruning: a long backlog goes in short transactions.
+const PRUNE_BATCH: u64 = 1_000;
+
+/// Starts the task that deletes `db`'s outbox rows published more than `retention` ago, at
+/// most a minute after they pass it (sooner for a short retention). Rows not published yet
+/// are never deleted, however old. Replicas sharing a database may prune at the same time:
+/// each deletes what is still there.
+pub fn spawn_pruning(db: DatabaseConnection, retention: Duration) -> JoinHandle<()> {
+    let every = (retention / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A retention beyond what a date can go back keeps everything.
+            let Some(cutoff) = chrono::Duration::from_std(retention)
+                .ok()
+                .and_then(|kept| chrono::Utc::now().checked_sub_signed(kept))
+            else {
+                continue;
+            };
+            match prune_published(&db, cutoff).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "outbox: published rows pruned"),
+                Err(err) => tracing::warn!(error = %err, "outbox pruning: will retry"),
+            }
+        }
+    })
+}
+
+/// Deletes the rows published before `cutoff`, [`PRUNE_BATCH`] at a time; how many went.
+async fn prune_published(
+    db: &DatabaseConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<i64> = entity::Entity::find()
+            .select_only()
+            .column(entity::Column::Id)
+            .filter(entity::Column::PublishedAt.lt(cutoff))
+            .order_by_asc(entity::Column::Id)
+            .limit(PRUNE_BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        let full = ids.len() as u64 == PRUNE_BATCH;
+        deleted += entity::Entity::delete_many()
+            .filter(entity::Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if !full {
+            return Ok(deleted);
+        }
+    }
 }
 
 /// The advisory lock that lets one relay at a time publish a PostgreSQL database's outbox.
