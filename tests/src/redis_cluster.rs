@@ -12,23 +12,44 @@ use tokio::time::Instant;
 /// How long the cluster may take to agree on its slots.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Three `redis-server --cluster-enabled yes` children (no replicas, no persistence) whose
-/// 16384 slots `redis-cli --cluster create` split between them. Dropping it kills them.
+/// Three `redis-server --cluster-enabled yes` children (no persistence) whose 16384 slots
+/// `redis-cli --cluster create` split between them, each with a replica or not. Dropping it
+/// kills them.
 #[derive(Debug)]
 pub struct RedisCluster {
     ports: Vec<u16>,
     _dir: crate::TempDir,
-    _children: Vec<Child>,
+    children: Vec<Child>,
 }
 
 impl RedisCluster {
     /// Starts the three nodes, creates the cluster and returns once every node reports
     /// `cluster_state:ok`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(0).await
+    }
+
+    /// Three primaries with a replica each (six nodes), which take over within a few seconds of
+    /// their primary's failure; returns once every replica is in sync.
+    pub async fn start_replicated() -> anyhow::Result<Self> {
+        let cluster = Self::start_with(1).await?;
+        for port in &cluster.ports {
+            cluster
+                .wait_for(
+                    *port,
+                    |info| info.contains("role:master") || info.contains("master_link_status:up"),
+                    &["INFO", "replication"],
+                )
+                .await?;
+        }
+        Ok(cluster)
+    }
+
+    async fn start_with(replicas: usize) -> anyhow::Result<Self> {
         let dir = crate::TempDir::create("redis-cluster")?;
         let mut ports = Vec::new();
         let mut children = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..3 * (1 + replicas) {
             let port = crate::free_port()?;
             let bus_port = crate::free_port()?;
             let child = crate::private_redis::spawn_quietly(
@@ -37,6 +58,11 @@ impl RedisCluster {
                     .args(["--cluster-enabled", "yes"])
                     .args(["--cluster-port", &bus_port.to_string()])
                     .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                    // With replicas, a failed primary is replaced after about this long.
+                    .args([
+                        "--cluster-node-timeout",
+                        if replicas > 0 { "2000" } else { "15000" },
+                    ])
                     .args(["--save", "", "--appendonly", "no", "--dir"])
                     .arg(dir.path()),
             )?;
@@ -46,7 +72,7 @@ impl RedisCluster {
         let cluster = Self {
             ports,
             _dir: dir,
-            _children: children,
+            children,
         };
         for port in &cluster.ports {
             cluster
@@ -61,7 +87,7 @@ impl RedisCluster {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .await
@@ -123,6 +149,17 @@ impl RedisCluster {
         &self.ports
     }
 
+    /// Kills node `port` (SIGKILL) and waits until it is gone.
+    pub async fn kill(&mut self, port: u16) -> anyhow::Result<()> {
+        let at = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .with_context(|| format!("no node on port {port}"))?;
+        self.children[at].kill().await?;
+        Ok(())
+    }
+
     /// A plain connection to node `port` alone (for commands about that node).
     pub async fn node(&self, port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         redis::Client::open(format!("redis://127.0.0.1:{port}"))?
@@ -132,7 +169,12 @@ impl RedisCluster {
 
     /// The port of the node that holds `key`'s hash slot.
     pub async fn owner_of(&self, key: &str) -> anyhow::Result<u16> {
-        let mut conn = self.node(self.ports[0]).await?;
+        self.owner_of_asking(key, self.ports[0]).await
+    }
+
+    /// [`owner_of`](Self::owner_of), as node `port` sees it.
+    pub async fn owner_of_asking(&self, key: &str, port: u16) -> anyhow::Result<u16> {
+        let mut conn = self.node(port).await?;
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)

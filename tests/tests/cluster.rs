@@ -151,6 +151,79 @@ async fn a_subscriber_catches_up_after_its_shard_connection_drops() -> anyhow::R
 }
 
 #[tokio::test]
+async fn a_topic_goes_on_when_its_primary_fails_and_its_replica_takes_over() -> anyhow::Result<()> {
+    let mut cluster = RedisCluster::start_replicated().await?;
+    let prefix = unique_prefix();
+    let target = || tessera_kit::events::RedisTarget::parse(&cluster.url(), true);
+    let subscriber = ready_bus(target()?, &prefix, Retention::default()).await?;
+    let publisher = ready_bus(target()?, &prefix, Retention::default()).await?;
+    subscriber.listen("orders").await?;
+    let mut follower = Box::pin(subscriber.follow("orders", None));
+    for n in 0..5 {
+        publisher.publish(&event("orders", n)).await?;
+    }
+    assert_eq!(take_ns(&mut follower, 5).await?, (0..5).collect::<Vec<_>>());
+
+    // The topic's primary dies; its replica is promoted.
+    let stream = stream_key(&prefix, "orders");
+    let primary = cluster.owner_of(&stream).await?;
+    let survivor = cluster
+        .ports()
+        .iter()
+        .copied()
+        .find(|port| *port != primary)
+        .ok_or_else(|| anyhow::anyhow!("one node only"))?;
+    cluster.kill(primary).await?;
+    tessera_tests::wait_until(
+        "a replica takes the topic's slot",
+        Duration::from_secs(30),
+        || async {
+            cluster
+                .owner_of_asking(&stream, survivor)
+                .await
+                .is_ok_and(|owner| owner != primary)
+        },
+    )
+    .await?;
+    // Publishing goes to the new primary (the relay retries a failed publish the same way),
+    // and the subscriber hears it: its sharded subscription moved with the slot, or the
+    // stream fills in what it missed.
+    for n in 5..10 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match publisher.publish(&event("orders", n)).await {
+                Ok(_) => break,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    assert_eq!(
+        take_ns(&mut follower, 5).await?,
+        (5..10).collect::<Vec<_>>()
+    );
+    // And live from the new primary, each once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publisher.publish(&event("orders", 10)).await?;
+    assert_eq!(take_ns(&mut follower, 1).await?, vec![10]);
+    let new_primary = cluster.owner_of_asking(&stream, survivor).await?;
+    let channel = format!("{prefix}{{orders}}");
+    assert_eq!(shard_subscribers(&cluster, new_primary, &channel).await?, 1);
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            futures_util::StreamExt::next(&mut follower)
+        )
+        .await
+        .is_err(),
+        "a duplicate"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn event_ids_resume_across_the_seam_on_a_cluster() -> anyhow::Result<()> {
     crate::event_ids::resume_across_the_seam(&TestRedis::cluster().await?).await
 }

@@ -25,9 +25,9 @@ pub(super) struct RedisBus {
     subscriber: JoinHandle<()>,
     /// On a cluster: the subscriber connection, once connected.
     shards: watch::Receiver<Option<ClusterConnection>>,
-    /// On a cluster: the channels subscribed so far (redis-rs subscribes them again after a
+    /// On a cluster: the channels subscribed so far (subscribed again after a node's connection
     /// node's connection comes back).
-    channels: Mutex<HashSet<String>>,
+    channels: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Drop for RedisBus {
@@ -69,6 +69,7 @@ impl RedisBus {
     ) -> Self {
         let (subscribed_tx, subscribed) = watch::channel(false);
         let (shards_tx, shards) = watch::channel(None);
+        let channels = Arc::new(Mutex::new(HashSet::new()));
         let subscriber = match &target {
             RedisTarget::Single(client) => tokio::spawn(subscribe_loop(
                 client.clone(),
@@ -80,6 +81,7 @@ impl RedisBus {
                 nodes.clone(),
                 prefix.to_owned(),
                 sender,
+                Arc::clone(&channels),
                 subscribed_tx,
                 shards_tx,
             )),
@@ -90,7 +92,7 @@ impl RedisBus {
             subscribed,
             subscriber,
             shards,
-            channels: Mutex::new(HashSet::new()),
+            channels,
         }
     }
 
@@ -327,13 +329,16 @@ fn gone() -> redis::RedisError {
 }
 
 /// Keeps the cluster subscriber connection (RESP3, its pushes to this task) and fans every
-/// sharded message out to `sender`. redis-rs subscribes a node's channels again when its
-/// connection comes back; each such confirmation after a disconnection tells subscribers to
-/// catch up, as events may have been missed meanwhile.
+/// sharded message out to `sender`. After a node's connection drops, the bus is not ready until
+/// every channel in `channels` is subscribed again: redis-rs renews a node's channels when that
+/// node comes back, but not when a replica took over its slots, so this task subscribes them
+/// all again itself (each routed to its slot's owner of now; subscribing twice is harmless),
+/// trying each second. Then subscribers catch up, as events may have been missed meanwhile.
 async fn shard_loop(
     nodes: Vec<String>,
     prefix: String,
     sender: broadcast::Sender<Signal>,
+    channels: Arc<Mutex<HashSet<String>>>,
     subscribed: watch::Sender<bool>,
     shards: watch::Sender<Option<ClusterConnection>>,
 ) {
@@ -358,9 +363,6 @@ async fn shard_loop(
     tracing::info!(prefix, "connected to the redis cluster");
     shards.send_replace(Some(connection.clone()));
     subscribed.send_replace(true);
-    let mut disconnected = false;
-    // While a node's connection is down, a PING a second tells when the cluster answers again
-    // (what `is_ready` and the relay go by; the subscriptions are renewed by redis-rs).
     let mut probe = tokio::time::interval(Duration::from_secs(1));
     loop {
         let push = tokio::select! {
@@ -369,11 +371,13 @@ async fn shard_loop(
                 None => return,
             },
             _ = probe.tick(), if !*subscribed.borrow() => {
-                let mut conn = connection.clone();
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-                if pong.is_ok() {
-                    subscribed.send_replace(true);
+                if let Err(err) = subscribe_again(&connection, &channels).await {
+                    tracing::debug!(prefix, error = %err, "redis cluster: not subscribed again yet");
+                    continue;
                 }
+                tracing::info!(prefix, "redis cluster: every channel subscribed again");
+                subscribed.send_replace(true);
+                let _ = sender.send(Signal::Resync);
                 continue;
             }
         };
@@ -396,16 +400,26 @@ async fn shard_loop(
                     prefix,
                     "a redis cluster node's subscription dropped; resubscribing"
                 );
-                disconnected = true;
                 subscribed.send_replace(false);
-            }
-            PushKind::SSubscribe if disconnected => {
-                subscribed.send_replace(true);
-                let _ = sender.send(Signal::Resync);
             }
             _ => {}
         }
     }
+}
+
+/// Subscribes every channel of `channels` on `connection`, each on its slot's owner.
+async fn subscribe_again(
+    connection: &ClusterConnection,
+    channels: &Mutex<HashSet<String>>,
+) -> redis::RedisResult<()> {
+    let channels = channels.lock().await;
+    let mut conn = connection.clone();
+    // Also the answer to whether the cluster is reachable when no channel is followed yet.
+    redis::cmd("PING").query_async::<String>(&mut conn).await?;
+    for channel in channels.iter() {
+        conn.ssubscribe(channel).await?;
+    }
+    Ok(())
 }
 
 /// A pub/sub message `<id> <payload>` on `<prefix>{<topic>}`, to every subscriber here.
