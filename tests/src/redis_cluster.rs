@@ -167,13 +167,44 @@ impl RedisCluster {
             .await
     }
 
-    /// The port of the node that holds `key`'s hash slot.
+    /// Kills the primary that holds `key`'s slot and waits until a replica has taken the slot
+    /// over ([`start_replicated`](Self::start_replicated)); returns the new owner's port.
+    pub async fn fail_over(&mut self, key: &str) -> anyhow::Result<u16> {
+        let primary = self.owner_of(key).await?;
+        let survivor = self
+            .ports
+            .iter()
+            .copied()
+            .find(|port| *port != primary)
+            .context("one node only")?;
+        self.kill(primary).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.owner_of_asking(key, survivor).await {
+                Ok(owner) if owner != primary => return Ok(owner),
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                owner => anyhow::bail!("no replica took {key}'s slot from {primary}: {owner:?}"),
+            }
+        }
+    }
+
+    /// The port of the node that holds `key`'s hash slot (as the first node that answers sees
+    /// it).
     pub async fn owner_of(&self, key: &str) -> anyhow::Result<u16> {
-        self.owner_of_asking(key, self.ports[0]).await
+        let mut last = None;
+        for port in &self.ports {
+            match self.owner_of_asking(key, *port).await {
+                Ok(owner) => return Ok(owner),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no nodes")))
     }
 
     /// [`owner_of`](Self::owner_of), as node `port` sees it.
-    pub async fn owner_of_asking(&self, key: &str, port: u16) -> anyhow::Result<u16> {
+    async fn owner_of_asking(&self, key: &str, port: u16) -> anyhow::Result<u16> {
         let mut conn = self.node(port).await?;
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")

@@ -166,25 +166,7 @@ async fn a_topic_goes_on_when_its_primary_fails_and_its_replica_takes_over() -> 
 
     // The topic's primary dies; its replica is promoted.
     let stream = stream_key(&prefix, "orders");
-    let primary = cluster.owner_of(&stream).await?;
-    let survivor = cluster
-        .ports()
-        .iter()
-        .copied()
-        .find(|port| *port != primary)
-        .ok_or_else(|| anyhow::anyhow!("one node only"))?;
-    cluster.kill(primary).await?;
-    tessera_tests::wait_until(
-        "a replica takes the topic's slot",
-        Duration::from_secs(30),
-        || async {
-            cluster
-                .owner_of_asking(&stream, survivor)
-                .await
-                .is_ok_and(|owner| owner != primary)
-        },
-    )
-    .await?;
+    let new_primary = cluster.fail_over(&stream).await?;
     // Publishing goes to the new primary (the relay retries a failed publish the same way),
     // and the subscriber hears it: its sharded subscription moved with the slot, or the
     // stream fills in what it missed.
@@ -208,7 +190,6 @@ async fn a_topic_goes_on_when_its_primary_fails_and_its_replica_takes_over() -> 
     tokio::time::sleep(Duration::from_millis(300)).await;
     publisher.publish(&event("orders", 10)).await?;
     assert_eq!(take_ns(&mut follower, 1).await?, vec![10]);
-    let new_primary = cluster.owner_of_asking(&stream, survivor).await?;
     let channel = format!("{prefix}{{orders}}");
     assert_eq!(shard_subscribers(&cluster, new_primary, &channel).await?, 1);
     assert!(
@@ -221,6 +202,11 @@ async fn a_topic_goes_on_when_its_primary_fails_and_its_replica_takes_over() -> 
         "a duplicate"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn saga_goes_on_when_a_primary_fails_over() -> anyhow::Result<()> {
+    crate::saga::primary_failover(TestRedis::Cluster(RedisCluster::start_replicated().await?)).await
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! through a compensating event, a cancelled order's stock comes back, a poison entry is
 //! dead-lettered without stopping the entries after it, and entries a dead consumer left
 //! pending are claimed by another and reserved once. Each runs on the shared Redis here and on
-//! a three-node Redis Cluster in `cluster.rs`.
+//! a three-node Redis Cluster in `cluster.rs`, where one more runs while a primary fails over.
 
 use std::time::Duration;
 
@@ -428,4 +428,36 @@ pub(crate) async fn failing_handler(server: &TestRedis) -> anyhow::Result<()> {
     consumer.abort();
     inventory.shutdown().await;
     db.drop().await
+}
+
+/// On a Redis Cluster with replicas: the primary holding `order_placed` dies, its replica takes
+/// over, and orders placed afterwards are still reserved, each once.
+pub(crate) async fn primary_failover(mut redis: TestRedis) -> anyhow::Result<()> {
+    let shop = Shop::start(&redis).await?;
+    let (upc, before) = stocked(10);
+    shop.place(json!([{ "upc": upc, "quantity": 2 }])).await?;
+    wait_until("the first order is reserved", TIMEOUT, || async {
+        shop.stock(&upc).await == Some(before - 2)
+    })
+    .await?;
+    let TestRedis::Cluster(cluster) = &mut redis else {
+        anyhow::bail!("a failover needs a cluster")
+    };
+    cluster
+        .fail_over(&stream_key(&shop.prefix, "order_placed"))
+        .await?;
+    // The order commits with its outbox row whatever Redis does; the relay publishes it to the
+    // new primary and the consumer group, carried over by the replica, hands it to inventory.
+    let second = shop.place(json!([{ "upc": upc, "quantity": 3 }])).await?;
+    wait_until(
+        "the order after the failover is reserved",
+        TIMEOUT,
+        || async { shop.stock(&upc).await == Some(before - 5) },
+    )
+    .await?;
+    assert_ne!(shop.order(&second).await["status"], "REJECTED");
+    // Once: nothing more is taken.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(shop.stock(&upc).await, Some(before - 5));
+    shop.stop().await
 }
