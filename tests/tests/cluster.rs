@@ -210,6 +210,11 @@ async fn saga_goes_on_when_a_primary_fails_over() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn subscriptions_through_the_router_go_on_when_a_primary_fails_over() -> anyhow::Result<()> {
+    crate::resume::through_a_failover(RedisCluster::start_replicated().await?).await
+}
+
+#[tokio::test]
 async fn event_ids_resume_across_the_seam_on_a_cluster() -> anyhow::Result<()> {
     crate::event_ids::resume_across_the_seam(&TestRedis::cluster().await?).await
 }

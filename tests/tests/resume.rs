@@ -417,3 +417,42 @@ async fn a_rate_limited_subscription_gets_at_most_its_rate_and_ends_on_the_newes
         Err(_) => anyhow::bail!("the shop is still shared"),
     }
 }
+
+/// Through the router, on a Redis Cluster with replicas: the primary holding `order_placed`
+/// dies and its replica takes over; the live subscriber hears the orders placed afterwards,
+/// each once.
+pub(crate) async fn through_a_failover(
+    mut cluster: tessera_tests::RedisCluster,
+) -> anyhow::Result<()> {
+    let shop = Shop::start(ShopOptions {
+        redis: true,
+        redis_cluster: Some(cluster.url()),
+        ..ShopOptions::default()
+    })
+    .await?;
+    let (mut live, _) = live_subscriber(&shop).await?;
+    let prefix = shop
+        .event_prefix
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("a shop on Redis has a prefix"))?;
+    cluster
+        .fail_over(&tessera_kit::events::stream_key(&prefix, "order_placed"))
+        .await?;
+    let mut placed = Vec::new();
+    for _ in 0..5 {
+        placed.push(shop.place_order(3, 1, 1).await?);
+    }
+    let mut heard = Vec::new();
+    while heard.len() < placed.len() {
+        heard.push(next_seen(&mut live, "live").await?.order);
+    }
+    assert_eq!(heard, placed, "each order once, in order");
+    assert!(
+        live.next_payload("live", Duration::from_millis(500))
+            .await
+            .is_err(),
+        "a duplicate"
+    );
+    live.close().await?;
+    shop.stop().await
+}
