@@ -2,7 +2,8 @@
 //! database, because no two subgraphs share tables.
 //!
 //! Every migration runs on SQLite and PostgreSQL, and every one can be rolled back (`down`).
-//! Each database also gets the transactional [`outbox`] table that the kit's relay publishes from.
+//! Each database also gets the transactional [`outbox`] table that the kit's relay publishes from,
+//! and the `outbox_source` table that names it to the event bus.
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
@@ -31,14 +32,22 @@ pub struct OrdersMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for AccountsMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(accounts::Migration)]
+        vec![
+            Box::new(outbox::Migration),
+            Box::new(accounts::Migration),
+            Box::new(outbox::Source),
+        ]
     }
 }
 
 #[async_trait::async_trait]
 impl MigratorTrait for ProductsMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(products::Migration)]
+        vec![
+            Box::new(outbox::Migration),
+            Box::new(products::Migration),
+            Box::new(outbox::Source),
+        ]
     }
 }
 
@@ -49,6 +58,7 @@ impl MigratorTrait for InventoryMigrator {
             Box::new(outbox::Migration),
             Box::new(inventory::Migration),
             Box::new(saga::Inventory),
+            Box::new(outbox::Source),
         ]
     }
 }
@@ -56,7 +66,11 @@ impl MigratorTrait for InventoryMigrator {
 #[async_trait::async_trait]
 impl MigratorTrait for ReviewsMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(outbox::Migration), Box::new(reviews::Migration)]
+        vec![
+            Box::new(outbox::Migration),
+            Box::new(reviews::Migration),
+            Box::new(outbox::Source),
+        ]
     }
 }
 
@@ -67,6 +81,7 @@ impl MigratorTrait for OrdersMigrator {
             Box::new(outbox::Migration),
             Box::new(orders::Migration),
             Box::new(saga::Orders),
+            Box::new(outbox::Source),
         ]
     }
 }

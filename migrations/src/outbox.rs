@@ -36,3 +36,35 @@ impl MigrationTrait for Migration {
             .await
     }
 }
+
+/// The table that names a database's outbox to the event bus (`outbox_source`: one row, made by
+/// the relay), so that a publish retried after its answer was lost is recognized and not
+/// appended twice.
+pub struct Source;
+
+impl MigrationName for Source {
+    fn name(&self) -> &str {
+        "m20261203_000001_outbox_source"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Source {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("outbox_source")
+                    .col(string("name").primary_key())
+                    .col(string("id"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("outbox_source").to_owned())
+            .await
+    }
+}

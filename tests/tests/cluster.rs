@@ -215,6 +215,11 @@ async fn subscriptions_through_the_router_go_on_when_a_primary_fails_over() -> a
 }
 
 #[tokio::test]
+async fn event_ids_publish_once_on_a_cluster() -> anyhow::Result<()> {
+    crate::event_ids::publish_once(&TestRedis::cluster().await?).await
+}
+
+#[tokio::test]
 async fn event_ids_resume_across_the_seam_on_a_cluster() -> anyhow::Result<()> {
     crate::event_ids::resume_across_the_seam(&TestRedis::cluster().await?).await
 }

@@ -53,6 +53,47 @@ where
 }
 
 #[tokio::test]
+async fn a_publish_retried_after_its_answer_was_lost_is_appended_once() -> anyhow::Result<()> {
+    publish_once(&TestRedis::Shared).await
+}
+
+pub(crate) async fn publish_once(server: &TestRedis) -> anyhow::Result<()> {
+    let prefix = unique_prefix();
+    let bus = ready_bus(server.target()?, &prefix, Retention::default()).await?;
+    bus.listen("orders").await?;
+    let mut follower = Box::pin(bus.follow("orders", None));
+    let sent = |n: u64, source: &'static str, position: i64| {
+        let bus = bus.clone();
+        async move {
+            let id = bus
+                .publish_once(&event("orders", n), source, position)
+                .await?;
+            anyhow::Ok(id.is_some())
+        }
+    };
+    assert!(sent(1, "a", 7).await?);
+    // Its retry: already published.
+    assert!(!sent(1, "a", 7).await?);
+    // An earlier position that was not published (its row committed late) goes out, once.
+    assert!(sent(2, "a", 6).await?);
+    assert!(!sent(2, "a", 6).await?);
+    // Another source counts its own positions.
+    assert!(sent(3, "b", 7).await?);
+    assert!(sent(4, "a", 8).await?);
+    assert_eq!(take_ns(&mut follower, 4).await?, vec![1, 2, 3, 4]);
+    let mut conn = server.connection().await?;
+    let kept: usize = conn.xlen(stream_key(&prefix, "orders")).await?;
+    assert_eq!(kept, 4, "each event once in the stream");
+    // It remembers the latest positions of each source, not every one ever.
+    for position in 100..1_200 {
+        sent(5, "a", position).await?;
+    }
+    assert!(!sent(5, "a", 1_199).await?);
+    assert!(sent(6, "a", 7).await?);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_follower_resumes_after_an_id_while_events_keep_coming_each_once_in_order()
 -> anyhow::Result<()> {
     resume_across_the_seam(&TestRedis::Shared).await

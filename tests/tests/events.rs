@@ -206,6 +206,72 @@ async fn an_event_written_while_redis_is_down_arrives_once_redis_is_back() -> an
 }
 
 #[tokio::test]
+async fn a_row_whose_publish_lost_its_answer_is_not_published_twice() -> anyhow::Result<()> {
+    use sea_orm::ActiveModelTrait as _;
+    use tessera_kit::outbox::entity;
+    let db = TestDb::create().await?;
+    let prefix = unique_prefix();
+    let opts = inventory_options(&db, REDIS_URL, &prefix);
+    // A first run makes the database, its outbox's name, and one published event.
+    let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
+    wait_until("the bus subscribes to redis", EVENT_TIMEOUT, || {
+        bus_ready(&inventory)
+    })
+    .await?;
+    let upc = tessera_seed::upc(2);
+    restock(&inventory, &upc, 1).await?;
+    let conn = Database::connect(&db.url).await?;
+    wait_until("the restock is published", EVENT_TIMEOUT, || async {
+        outbox_rows(&conn, "published_at IS NULL").await.ok() == Some(0)
+    })
+    .await?;
+    inventory.shutdown().await;
+    let source = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT id FROM outbox_source",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the relay named its outbox"))?
+        .try_get::<String>("", "id")?;
+    // A row Redis took while the relay never heard back (the connection dropped before the
+    // answer): the outbox still has it unsent.
+    let payload = json!({ "upc": upc, "stock": 1, "delta": 0, "reason": "RESTOCK" });
+    let row = entity::ActiveModel {
+        topic: sea_orm::ActiveValue::Set("stock_changed".to_owned()),
+        payload: sea_orm::ActiveValue::Set(payload.to_string()),
+        created_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        published_at: sea_orm::ActiveValue::Set(None),
+        ..Default::default()
+    }
+    .insert(&conn)
+    .await?;
+    let bus = tessera_kit::events::EventBus::redis(REDIS_URL, &prefix)?;
+    tokio::time::timeout(EVENT_TIMEOUT, bus.ready()).await?;
+    let event = tessera_kit::events::Event {
+        topic: row.topic.clone(),
+        payload,
+        id: None,
+    };
+    assert!(bus.publish_once(&event, &source, row.id).await?.is_some());
+    // The relay of the next run retries the row: the bus knows it, so it is marked, not sent.
+    let inventory = spawn_subgraph::<tessera_inventory::Inventory>(&opts).await?;
+    wait_until("the row is marked published", EVENT_TIMEOUT, || async {
+        outbox_rows(&conn, "published_at IS NULL").await.ok() == Some(0)
+    })
+    .await?;
+    let mut redis = redis::Client::open(REDIS_URL)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let stream = tessera_kit::events::stream_key(&prefix, "stock_changed");
+    let kept: usize = redis::AsyncCommands::xlen(&mut redis, &stream).await?;
+    assert_eq!(kept, 2, "the restock and the row, each once");
+    inventory.shutdown().await;
+    conn.close().await?;
+    db.drop().await
+}
+
+#[tokio::test]
 async fn a_review_added_reaches_a_subscriber_on_the_in_process_bus() -> anyhow::Result<()> {
     let db = TestDb::create().await?;
     let opts = SubgraphOptions {

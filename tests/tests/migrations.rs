@@ -10,12 +10,24 @@ use tessera_migrations::{
 };
 use tessera_tests::{TempDir, TestDb};
 
-/// The tables each migrator creates, outbox included.
-const ACCOUNTS: &[&str] = &["outbox", "users"];
-const PRODUCTS: &[&str] = &["outbox", "products"];
-const INVENTORY: &[&str] = &["outbox", "stock", "reserved_orders", "reserved_lines"];
-const REVIEWS: &[&str] = &["outbox", "reviews"];
-const ORDERS: &[&str] = &["outbox", "orders", "order_items", "price_list"];
+/// The tables each migrator creates, the outbox's included.
+const ACCOUNTS: &[&str] = &["outbox", "outbox_source", "users"];
+const PRODUCTS: &[&str] = &["outbox", "outbox_source", "products"];
+const INVENTORY: &[&str] = &[
+    "outbox",
+    "outbox_source",
+    "stock",
+    "reserved_orders",
+    "reserved_lines",
+];
+const REVIEWS: &[&str] = &["outbox", "outbox_source", "reviews"];
+const ORDERS: &[&str] = &[
+    "outbox",
+    "outbox_source",
+    "orders",
+    "order_items",
+    "price_list",
+];
 
 /// Fails unless every table of `tables` exists (`present`) or none does (`!present`).
 async fn expect_tables(

@@ -443,10 +443,13 @@ pub(crate) async fn through_a_failover(
         placed.push(shop.place_order(3, 1, 1).await?);
     }
     let mut heard = Vec::new();
+    let mut seen = Vec::new();
     while heard.len() < placed.len() {
-        heard.push(next_seen(&mut live, "live").await?.order);
+        let event = next_seen(&mut live, "live").await?;
+        heard.push(event.order.clone());
+        seen.push(event);
     }
-    assert_eq!(heard, placed, "each order once, in order");
+    assert_eq!(heard, placed, "each order once, in order: {seen:?}");
     assert!(
         live.next_payload("live", Duration::from_millis(500))
             .await

@@ -2,8 +2,11 @@
 //!
 //! A mutation writes its change and an outbox row in ONE transaction ([`enqueue`]). The relay
 //! ([`spawn_relay`]) publishes unsent rows in id order and marks them sent. When the bus is down
-//! the rows wait, so no event is lost; delivery is at least once. Sent rows are deleted once
-//! they are older than the retention ([`spawn_pruning`]), so the table stays bounded.
+//! the rows wait, so no event is lost. A publish whose answer was lost (Redis ran it, then the
+//! connection dropped, or a cluster client sent it again) is retried, and the bus recognizes
+//! the row by the outbox's name (`outbox_source`) and its id: each row is published once. Sent
+//! rows are deleted once they are older than the retention ([`spawn_pruning`]), so the table
+//! stays bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,9 +107,22 @@ pub fn spawn_relay(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
+        let mut source = None;
         loop {
             bus.ready().await;
-            match publish_pending(&db, &bus, &metrics).await {
+            let name = match &source {
+                Some(name) => name,
+                None => match source_name(&db).await {
+                    Ok(name) => source.insert(name),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox relay: no source name yet; will retry");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                },
+            };
+            match publish_pending(&db, &bus, name, &metrics).await {
                 Ok(published) if published == BATCH => continue,
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
@@ -123,6 +139,33 @@ pub fn spawn_relay(
             }
         }
     })
+}
+
+/// The name of `db`'s outbox for the event bus: made once, at random, by the first relay to ask
+/// (`outbox_source`), and the same for every replica sharing the database.
+async fn source_name(db: &DatabaseConnection) -> Result<String, DbErr> {
+    use sea_orm::sea_query::{Alias, ExprTrait, OnConflict, Query};
+    let table = Alias::new("outbox_source");
+    let (name, id) = (Alias::new("name"), Alias::new("id"));
+    let insert = Query::insert()
+        .into_table(table.clone())
+        .columns([name.clone(), id.clone()])
+        .values_panic([
+            "outbox".into(),
+            uuid::Uuid::new_v4().simple().to_string().into(),
+        ])
+        .on_conflict(OnConflict::column(name.clone()).do_nothing().to_owned())
+        .to_owned();
+    db.execute(&insert).await?;
+    let select = Query::select()
+        .column(id)
+        .from(table)
+        .and_where(Expr::col(name).eq("outbox"))
+        .to_owned();
+    db.query_one(&select)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("outbox_source".to_owned()))?
+        .try_get::<String>("", "id")
 }
 
 /// Rows deleted per statement when pruning: a long backlog goes in short transactions.
@@ -196,6 +239,7 @@ const RELAY_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 async fn publish_pending(
     db: &DatabaseConnection,
     bus: &EventBus,
+    source: &str,
     metrics: &Metrics,
 ) -> Result<u64, RelayError> {
     let txn = db.begin().await?;
@@ -225,9 +269,16 @@ async fn publish_pending(
             payload: serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
             id: None,
         };
-        match bus.publish(&event).await {
-            Ok(_) => {
+        match bus.publish_once(&event, source, row.id).await {
+            Ok(Some(_)) => {
                 metrics.event_published(&row.topic);
+                published.push(row.id);
+            }
+            Ok(None) => {
+                tracing::debug!(
+                    row = row.id,
+                    "outbox relay: the bus had this row already (an answer was lost)"
+                );
                 published.push(row.id);
             }
             Err(err) => {

@@ -326,6 +326,30 @@ impl EventBus {
 
     /// Publishes `event` to every replica (and to this process); returns the id it got.
     pub async fn publish(&self, event: &Event) -> Result<EventId, BusError> {
+        self.publish_inner(event, None)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// [`publish`](Self::publish) for the event at `position` of `source` (an outbox row), at
+    /// most once: `None` when that position of `source` was published already, as when a
+    /// publish is retried after its answer was lost (Redis ran it, then the connection dropped
+    /// before the reply, or a cluster client sent it again). The bus remembers the last 1,000
+    /// positions of each source per topic.
+    pub async fn publish_once(
+        &self,
+        event: &Event,
+        source: &str,
+        position: i64,
+    ) -> Result<Option<EventId>, BusError> {
+        self.publish_inner(event, Some((source, position))).await
+    }
+
+    async fn publish_inner(
+        &self,
+        event: &Event,
+        once: Option<(&str, i64)>,
+    ) -> Result<Option<EventId>, BusError> {
         match &self.inner.backend {
             Backend::InProcess(log) => {
                 let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -333,14 +357,15 @@ impl EventBus {
                 let id = event.id.unwrap_or_default();
                 // No receiver is not an error: nobody is subscribed right now. Sent under the
                 // lock, so the live order is the log's order.
+                // In memory a publish cannot fail after it happened: nothing is retried twice.
                 let _ = self.inner.sender.send(Signal::Event(event));
-                Ok(id)
+                Ok(Some(id))
             }
             Backend::Redis(redis) => {
                 let stream = self.stream_key(&event.topic);
                 let channel = self.channel(&event.topic);
                 redis
-                    .publish(&stream, &channel, event, self.inner.retention)
+                    .publish(&stream, &channel, event, self.inner.retention, once)
                     .await
             }
         }

@@ -38,10 +38,17 @@ impl Drop for RedisBus {
 
 /// Appends to the stream, trims it, records the first id of the stream's life (a stream a
 /// consumer group created has none until its first event), and publishes
-/// `<id> <payload>`, atomically. KEYS: stream, origin. ARGV: channel, payload, max length, max age
-/// in ms (0: none), the publish command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel
-/// shares the stream's hash slot).
+/// `<id> <payload>`, atomically. KEYS: stream, origin, the positions published from the
+/// event's source. ARGV: channel, payload, max length, max age in ms (0: none), the publish
+/// command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel shares the stream's hash slot),
+/// and a source with the event's position in it (or an empty source). A position among the
+/// source's last [`REMEMBERED_POSITIONS`] was published already (a retry whose first answer was
+/// lost): it is not appended again, and the script returns an empty string. (Positions are
+/// remembered one by one, not as a high-water mark: outbox rows can commit out of id order.)
 const PUBLISH_SCRIPT: &str = r"
+if ARGV[6] ~= '' and redis.call('ZSCORE', KEYS[3], ARGV[7]) then
+  return ''
+end
 local fresh = redis.call('EXISTS', KEYS[2]) == 0
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'payload', ARGV[2])
 local age = tonumber(ARGV[4])
@@ -55,9 +62,18 @@ end
 if fresh then
   redis.call('SET', KEYS[2], id)
 end
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[7])
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[8]) + 1))
+end
 redis.call(ARGV[5], ARGV[1], id .. ' ' .. ARGV[2])
 return id
 ";
+
+/// How many of its latest positions per topic the bus remembers of each source, to recognize a
+/// retried publish. A relay retries from its first unsent row, right after the failure, so only
+/// the last few are ever asked about.
+const REMEMBERED_POSITIONS: usize = 1_000;
 
 impl RedisBus {
     /// A bus on `target` whose subscriber fans out to `sender`; it connects (and reconnects)
@@ -117,14 +133,17 @@ impl RedisBus {
         Ok(())
     }
 
-    /// Appends `event` to `stream` (trimmed to `retention`) and publishes it on `channel`.
+    /// Appends `event` to `stream` (trimmed to `retention`) and publishes it on `channel`; with
+    /// `once` (a source and the event's position in it), only when no event at or after that
+    /// position was published from the source (then `None`).
     pub(super) async fn publish(
         &self,
         stream: &str,
         channel: &str,
         event: &Event,
         retention: Retention,
-    ) -> Result<EventId, BusError> {
+        once: Option<(&str, i64)>,
+    ) -> Result<Option<EventId>, BusError> {
         let body = serde_json::to_string(&event.payload)?;
         let max_age = retention
             .max_age
@@ -135,17 +154,25 @@ impl RedisBus {
             "PUBLISH"
         };
         let mut conn = self.connection().await?;
+        let (source, position) = once.unwrap_or(("", 0));
         let id: String = redis::Script::new(PUBLISH_SCRIPT)
             .key(stream)
             .key(format!("{stream}:origin"))
+            .key(format!("{stream}:sent:{source}"))
             .arg(channel)
             .arg(&body)
             .arg(retention.max_events.max(1))
             .arg(max_age)
             .arg(command)
+            .arg(source)
+            .arg(position)
+            .arg(REMEMBERED_POSITIONS)
             .invoke_async(&mut conn)
             .await?;
-        Ok(id.parse()?)
+        if id.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(id.parse()?))
     }
 
     /// The newest id `stream` has had ([`EventId::ZERO`] when it does not exist).
