@@ -510,6 +510,14 @@ async fn a_client_that_asks_sees_the_plan_in_each_event_and_shares_the_completio
     )
     .await?;
     shown.subscribe("o", query, json!({})).await?;
+    // The legacy protocol the same way.
+    let mut legacy = WsClient::open(&shop.ws_url(), Some("graphql-ws")).await?;
+    legacy
+        .send_json(&json!({ "type": "connection_init", "payload": { "tessera-expose-query-plan": "true" } }))
+        .await?;
+    legacy
+        .send_json(&json!({ "type": "start", "id": "1", "payload": { "query": query } }))
+        .await?;
     let sse = reqwest::Client::new()
         .post(shop.url())
         .header("accept", "text/event-stream")
@@ -521,7 +529,7 @@ async fn a_client_that_asks_sees_the_plan_in_each_event_and_shares_the_completio
         text.contains("queryPlanText")
     }));
     wait_until("every subscription is served", TIMEOUT, || async {
-        shop.router.hub.subscription_count() == 3
+        shop.router.hub.subscription_count() == 4
     })
     .await?;
     order_until_delivered(&shop, &mut plain, "o").await?;
@@ -568,6 +576,18 @@ async fn a_client_that_asks_sees_the_plan_in_each_event_and_shares_the_completio
     assert_eq!(completions, 1);
     let sse = sse.await??;
     assert!(sse.contains("\"eventId\""), "{sse}");
+    let data = loop {
+        let message = legacy.next_message(TIMEOUT).await?;
+        if message["type"] == "data" {
+            break message;
+        }
+    };
+    assert!(
+        data["payload"]["extensions"]["queryPlanText"]
+            .as_str()
+            .is_some_and(|text| text.contains("Subscription {")),
+        "{data}"
+    );
     plain.close().await?;
     shown.close().await?;
     shop.stop().await

@@ -95,6 +95,8 @@ pub async fn serve(
     let mut init_payload: Option<Value> = None;
     let mut streams: StreamMap<String, BroadcastStream<Delivery>> = StreamMap::new();
     let mut held: HashMap<String, ClientSubscription> = HashMap::new();
+    // Whether the client asked to see plans (then its events are looked at one by one).
+    let mut shows_plans = false;
     let mut shutdown = hub.shutdown_signal();
     // Made once: a fresh one per turn would register and drop a waiter on every event.
     let stopping = super::stopped(&mut shutdown);
@@ -121,7 +123,9 @@ pub async fn serve(
                             return;
                         }
                         let merged = headers_with_init_payload(&std::mem::take(&mut http_headers), payload.as_ref());
-                        headers = Some(hub.kept_headers(&merged));
+                        let kept = hub.kept_headers(&merged);
+                        shows_plans = crate::engine::expose_plan(&kept);
+                        headers = Some(kept);
                         init_payload = payload.filter(|p| !p.is_null());
                         vec![text(r#"{"type":"connection_ack"}"#.into()), text(r#"{"type":"ka"}"#.into())]
                     }
@@ -154,7 +158,8 @@ pub async fn serve(
             Some((id, item)) = streams.next() => match item {
                 Ok(Delivery::Next(bytes)) => {
                     hub.metrics.events_delivered.inc();
-                    match held.get(&id).and_then(|s| s.with_plan(&bytes)) {
+                    let shown = shows_plans.then(|| held.get(&id)).flatten();
+                    match shown.and_then(|s| s.with_plan(&bytes)) {
                         Some(shown) => vec![data_message(&id, &shown)],
                         None => vec![data_message(&id, &bytes)],
                     }

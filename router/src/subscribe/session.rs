@@ -224,11 +224,9 @@ impl Hub {
         let key = GroupKey {
             query: request.query.clone().unwrap_or_default(),
             operation_name: request.operation_name.clone(),
-            variables: request
-                .variables
-                .as_ref()
-                .map(|v| Value::Object(v.clone()).to_string())
-                .unwrap_or_default(),
+            // As coerced: `"variables": {}`, none at all, or a default spelled out are one
+            // group.
+            variables: serde_json::to_string(&planned.variables).unwrap_or_default(),
             headers: planned.headers.identity(),
             init_payload: init_payload.clone(),
             stream: stream.clone(),

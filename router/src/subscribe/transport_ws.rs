@@ -110,6 +110,8 @@ struct Session {
     http_headers: HeaderMap,
     /// The client's headers with its init payload's; set by `connection_init`.
     headers: Option<HeaderMap>,
+    /// Whether the client asked to see plans (then its events are looked at one by one).
+    shows_plans: bool,
     init_payload: Option<Value>,
     /// Each subscription's deliveries, by id (shared, so that a delivery clones no string).
     streams: StreamMap<Arc<str>, BroadcastStream<Delivery>>,
@@ -135,6 +137,7 @@ pub async fn serve(
         hub: Arc::clone(&hub),
         http_headers,
         headers: None,
+        shows_plans: false,
         init_payload: None,
         streams: StreamMap::new(),
         subscriptions: HashMap::new(),
@@ -369,10 +372,11 @@ impl Session {
                 }
                 // The HTTP headers are needed no more once merged with the payload.
                 let http_headers = std::mem::take(&mut self.http_headers);
-                self.headers = Some(
-                    self.hub
-                        .kept_headers(&headers_with_init_payload(&http_headers, payload.as_ref())),
-                );
+                let headers = self
+                    .hub
+                    .kept_headers(&headers_with_init_payload(&http_headers, payload.as_ref()));
+                self.shows_plans = crate::engine::expose_plan(&headers);
+                self.headers = Some(headers);
                 self.init_payload = payload.filter(|p| !p.is_null());
                 Ok(vec![frame(r#"{"type":"connection_ack"}"#)])
             }
@@ -488,7 +492,11 @@ impl Session {
         Ok(match delivery {
             Delivery::Next(bytes) => {
                 self.hub.metrics.events_delivered.inc();
-                match self.subscriptions.get(id).and_then(|s| s.with_plan(&bytes)) {
+                let shown = self
+                    .shows_plans
+                    .then(|| self.subscriptions.get(id))
+                    .flatten();
+                match shown.and_then(|s| s.with_plan(&bytes)) {
                     Some(shown) => next_message(id, &shown),
                     None => next_message(id, &bytes),
                 }
