@@ -150,7 +150,7 @@ impl RedisCluster {
     }
 
     /// Kills node `port` (SIGKILL) and waits until it is gone.
-    pub async fn kill(&mut self, port: u16) -> anyhow::Result<()> {
+    async fn kill(&mut self, port: u16) -> anyhow::Result<()> {
         let at = self
             .ports
             .iter()

@@ -260,9 +260,7 @@ async fn a_row_whose_publish_lost_its_answer_is_not_published_twice() -> anyhow:
         outbox_rows(&conn, "published_at IS NULL").await.ok() == Some(0)
     })
     .await?;
-    let mut redis = redis::Client::open(REDIS_URL)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut redis = tessera_tests::TestRedis::Shared.connection().await?;
     let stream = tessera_kit::events::stream_key(&prefix, "stock_changed");
     let kept: usize = redis::AsyncCommands::xlen(&mut redis, &stream).await?;
     assert_eq!(kept, 2, "the restock and the row, each once");

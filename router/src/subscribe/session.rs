@@ -286,25 +286,17 @@ impl Hub {
 /// for plans (addressed to the router; left in, it would also give the client an upstream
 /// connection apart from clients that do not ask).
 fn forwarded_init_payload(payload: &Value) -> String {
-    let header = crate::engine::EXPOSE_QUERY_PLAN_HEADER;
-    let mentions =
-        |fields: &Map<String, Value>| fields.keys().any(|name| name.eq_ignore_ascii_case(header));
-    let Value::Object(fields) = payload else {
-        return payload.to_string();
-    };
-    let nested = match fields.get("headers") {
-        Some(Value::Object(nested)) => mentions(nested),
-        _ => false,
-    };
-    if !mentions(fields) && !nested {
-        return payload.to_string();
+    let mut payload = payload.clone();
+    if let Value::Object(fields) = &mut payload {
+        let kept = |name: &String, _: &mut Value| {
+            !name.eq_ignore_ascii_case(crate::engine::EXPOSE_QUERY_PLAN_HEADER)
+        };
+        fields.retain(kept);
+        if let Some(Value::Object(nested)) = fields.get_mut("headers") {
+            nested.retain(kept);
+        }
     }
-    let mut fields = fields.clone();
-    fields.retain(|name, _| !name.eq_ignore_ascii_case(header));
-    if let Some(Value::Object(nested)) = fields.get_mut("headers") {
-        nested.retain(|name, _| !name.eq_ignore_ascii_case(header));
-    }
-    Value::Object(fields).to_string()
+    payload.to_string()
 }
 
 /// The request a `subscribe` / `start` payload (or an HTTP body) describes.

@@ -107,22 +107,21 @@ pub fn spawn_relay(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
-        let mut source = None;
+        // The outbox's name, asked for once (a failure to get it retries like a failed round).
+        let mut source: Option<String> = None;
         loop {
             bus.ready().await;
-            let name = match &source {
-                Some(name) => name,
-                None => match source_name(&db).await {
-                    Ok(name) => source.insert(name),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "outbox relay: no source name yet; will retry");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
-                        continue;
-                    }
-                },
+            let round = match &source {
+                Some(name) => publish_pending(&db, &bus, name, &metrics).await,
+                None => source_name(&db)
+                    .await
+                    .map(|name| {
+                        source = Some(name);
+                        BATCH // go on at once, as after a full round
+                    })
+                    .map_err(RelayError::from),
             };
-            match publish_pending(&db, &bus, name, &metrics).await {
+            match round {
                 Ok(published) if published == BATCH => continue,
                 Ok(_) => {
                     backoff = Duration::from_millis(100);

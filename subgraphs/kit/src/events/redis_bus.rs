@@ -20,13 +20,14 @@ pub(super) struct RedisBus {
     pub(super) target: RedisTarget,
     /// Created on first use and kept: it reconnects by itself after failures.
     connection: Mutex<Option<RedisConnection>>,
-    /// Whether the subscriber connection is currently subscribed (on a cluster: connected).
+    /// Whether the subscriber connection is currently subscribed (on a cluster: to every
+    /// channel followed here, on its slot's owner).
     pub(super) subscribed: watch::Receiver<bool>,
     subscriber: JoinHandle<()>,
     /// On a cluster: the subscriber connection, once connected.
     shards: watch::Receiver<Option<ClusterConnection>>,
-    /// On a cluster: the channels subscribed so far (subscribed again after a node's connection
-    /// node's connection comes back).
+    /// On a cluster: the channels followed here (all subscribed again after a node's connection
+    /// drops).
     channels: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -134,8 +135,8 @@ impl RedisBus {
     }
 
     /// Appends `event` to `stream` (trimmed to `retention`) and publishes it on `channel`; with
-    /// `once` (a source and the event's position in it), only when no event at or after that
-    /// position was published from the source (then `None`).
+    /// `once` (a source and the event's position in it), only when that position of the source
+    /// is not among those the stream remembers as published (else `None`).
     pub(super) async fn publish(
         &self,
         stream: &str,
